@@ -1,0 +1,1 @@
+"""One module per `exif-jax` subcommand, each exposing `main(argv: list[str]) -> int`."""
