@@ -1,0 +1,116 @@
+"""YFCC100M EXIF lines -> `(directory, tag, description)` items.
+
+A YFCC100M EXIF line is `<photo_id>\\t<item>,<item>,...` where each item is
+`quote_plus(directory) + "." + quote_plus(tag) + ":" + quote_plus(description)`, e.g.
+`Exif+SubIFD.Exposure+Time:1%2F15+sec`. Flickr produced the names and descriptions with metadata-extractor, so the
+decoded items have the same shape as `exif_jax.exif.reader.read_exif` output.
+
+Parsing rules (the inverse of that construction):
+- the line is stripped; an empty line gives `(None, [])`;
+- if it contains a tab, the text before the first tab is the photo id and the next tab field holds the items
+  (YFCC's own files have exactly two fields); without a tab the whole line is the item list and the id is `None`;
+- items are split at `,`; an item is split at its first `:`, its key at the first `.`; each part is
+  `urllib.parse.unquote_plus`-decoded;
+- garbage items (empty, no `:`, or no `.` in the key) are skipped, never fatal.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import sys
+import time
+from collections.abc import Iterator
+from urllib.parse import unquote_plus
+
+Item = tuple[str, str, str]
+
+__all__ = ["Item", "parse_yfcc_line", "parse_yfcc_items", "iter_yfcc_file", "encode_yfcc_item", "format_yfcc_line"]
+
+
+def parse_yfcc_items(text: str) -> list[Item]:
+    """Decodes the comma-separated, URL-encoded item list of one YFCC EXIF field (no photo id)."""
+    items: list[Item] = []
+    for raw in text.split(","):
+        key, sep, value = raw.partition(":")
+        if not sep:
+            continue
+        directory, dot, tag = key.partition(".")
+        if not dot or not directory or not tag:
+            continue
+        items.append((unquote_plus(directory), unquote_plus(tag), unquote_plus(value)))
+    return items
+
+
+def parse_yfcc_line(line: str | bytes) -> tuple[str | None, list[Item]]:
+    """Parses one YFCC EXIF line into `(photo_id or None, items)`; see the module docstring for the rules."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
+    line = line.strip()
+    if not line:
+        return None, []
+    photo_id: str | None = None
+    if "\t" in line:
+        fields = line.split("\t")
+        photo_id = fields[0].strip() or None
+        text = fields[1] if len(fields) > 1 else ""
+    else:
+        text = line
+    return photo_id, parse_yfcc_items(text)
+
+
+def encode_yfcc_item(item: Item) -> str:
+    """The inverse of the item decoding: `quote_plus(dir).quote_plus(tag):quote_plus(desc)` (safe='')."""
+    from urllib.parse import quote_plus
+
+    directory, tag, description = item
+    return f"{quote_plus(directory, safe='')}.{quote_plus(tag, safe='')}:{quote_plus(description, safe='')}"
+
+
+def format_yfcc_line(photo_id: str, items: list[Item]) -> str:
+    """Formats items as a YFCC EXIF line (without the newline); `parse_yfcc_line` reads it back exactly."""
+    return f"{photo_id}\t" + ",".join(encode_yfcc_item(item) for item in items)
+
+
+def _open_text(path: str | os.PathLike):
+    path = os.fspath(path)
+    opener = open
+    if path.endswith(".bz2"):
+        opener = bz2.open
+    elif path.endswith(".gz"):
+        opener = gzip.open
+    elif path.endswith(".xz"):
+        opener = lzma.open
+    return opener(path, "rt", encoding="utf-8", errors="replace", newline="\n")
+
+
+def iter_yfcc_file(
+    path: str | os.PathLike, stats: dict | None = None, progress_every: int = 0
+) -> Iterator[tuple[str, list[Item]]]:
+    """Yields `(photo_id, items)` for each line of a YFCC EXIF file (plain, .gz, .bz2 or .xz).
+
+    Empty lines and lines without a single valid item are skipped; when a dict is passed as `stats`,
+    `stats["lines"]` counts all lines and `stats["skipped"]` the non-blank lines skipped as garbage.
+    A line without a photo id gets `"line:<N>"` (1-based) as its id.
+    `progress_every=N` prints `lines, rate` to stderr every N lines.
+
+    Raises `OSError` (with the file name) if the file cannot be opened.
+    """
+    if stats is not None:
+        stats.setdefault("lines", 0)
+        stats.setdefault("skipped", 0)
+    start = time.perf_counter()
+    with _open_text(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if stats is not None:
+                stats["lines"] += 1
+            if progress_every and lineno % progress_every == 0:
+                rate = lineno / max(time.perf_counter() - start, 1e-9)
+                print(f"{os.fspath(path)}: {lineno:,} lines, {rate:,.0f} lines/s", file=sys.stderr, flush=True)
+            photo_id, items = parse_yfcc_line(line)
+            if not items:
+                if stats is not None and line.strip():
+                    stats["skipped"] += 1
+                continue
+            yield (photo_id if photo_id is not None else f"line:{lineno}"), items
