@@ -6,7 +6,7 @@ A YFCC100M EXIF line is `<photo_id>\\t<item>,<item>,...` where each item is
 decoded items have the same shape as `exif_jax.exif.reader.read_exif` output.
 
 Parsing rules (the inverse of that construction):
-- the line is stripped; an empty line gives `(None, [])`;
+- trailing CR/LF are dropped; a blank line gives `(None, [])`;
 - if it contains a tab, the text before the first tab is the photo id and the next tab field holds the items
   (YFCC's own files have exactly two fields); without a tab the whole line is the item list and the id is `None`;
 - items are split at `,`; an item is split at its first `:`, its key at the first `.`; each part is
@@ -47,17 +47,17 @@ def parse_yfcc_line(line: str | bytes) -> tuple[str | None, list[Item]]:
     """Parses one YFCC EXIF line into `(photo_id or None, items)`; see the module docstring for the rules."""
     if isinstance(line, bytes):
         line = line.decode("utf-8", errors="replace")
-    line = line.strip()
-    if not line:
+    line = line.rstrip("\r\n")
+    if not line.strip():
         return None, []
     photo_id: str | None = None
     if "\t" in line:
         fields = line.split("\t")
         photo_id = fields[0].strip() or None
-        text = fields[1] if len(fields) > 1 else ""
+        text = fields[1]
     else:
         text = line
-    return photo_id, parse_yfcc_items(text)
+    return photo_id, parse_yfcc_items(text.strip())
 
 
 def encode_yfcc_item(item: Item) -> str:
