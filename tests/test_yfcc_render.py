@@ -123,6 +123,21 @@ def test_parse_inverts_quote_plus_construction(items, photo_id):
     assert parse_yfcc_line(line) == (str(photo_id), items)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from("%+2Bab5AFf0c9EeG\\x\uffff\u00e9\u20ac ,:.") | st.characters(blacklist_categories=("Cs",)),
+               max_size=40))
+def test_fast_value_decoding_equals_unquote_plus(s):
+    from urllib.parse import unquote_plus
+
+    from exif_jax.exif.yfcc import _unquote_plus_fast
+
+    assert _unquote_plus_fast(s) == unquote_plus(s)
+    # raw whitespace and ',' never occur inside an encoded line (quote_plus encodes them)
+    parts = "".join(c for c in s if not c.isspace() and c != ",").split(":")
+    line = "1\t" + ",".join(f"A.t{i}:{part}" for i, part in enumerate(parts))
+    assert [v for _, _, v in parse_yfcc_line(line)[1]] == [unquote_plus(p) for p in parts]
+
+
 def test_iter_yfcc_file_skips_and_counts_garbage_and_reads_compressed(tmp_path):
     lines = ["1\tExif+IFD0.Make:Apple,Exif+IFD0.Model:iPhone+4", "", "photo_id\tfile_name", "garbage",
              "Exif+IFD0.Make:Nikon", "3\tGPS.GPS+Altitude:3+metres"]

@@ -140,22 +140,37 @@ def _url_decode_twice(encoded: str) -> str:
     return unquote_plus(unquote(encoded))
 
 
+# (directory, tag) -> (the original's dict key `quote_plus(dir).quote_plus(tag)`, its text key); bounded cache.
+_KEY_CACHE: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def _legacy_key(directory: str, tag: str) -> tuple[str, str]:
+    hit = _KEY_CACHE.get((directory, tag))
+    if hit is None:
+        key = f"{quote_plus(directory, safe='')}.{quote_plus(tag, safe='')}"
+        hit = (key, _url_decode_twice(key.split(".")[1]))  # the original's decode_exif_key
+        if len(_KEY_CACHE) >= 200_000:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[(directory, tag)] = hit
+    return hit
+
+
 def legacy_exif(items: Iterable[Item]) -> tuple[dict[str, str], list[str]] | None:
     """The original's per-image record: `(exif, counted)` or `None` if the image has <= 10 distinct keys.
 
     `exif` maps tag name -> refined value in the original's dict order; `counted` lists the tag names whose
     refinement succeeded (what the original adds to its frequency table, duplicates included).
     """
-    encoded: dict[str, str] = {}
+    values: dict[tuple[str, str], str] = {}
     for directory, tag, description in items:
-        encoded[f"{quote_plus(directory, safe='')}.{quote_plus(tag, safe='')}"] = quote_plus(description, safe="")
-    if len(encoded) < LEGACY_MIN_ITEMS:
+        values[_legacy_key(directory, tag)] = description
+    if len(values) < LEGACY_MIN_ITEMS:
         return None
     exif: dict[str, str] = {}
     counted: list[str] = []
-    for key, raw in encoded.items():
-        value = _url_decode_twice(raw)
-        write_key = _url_decode_twice(key.split(".")[1])
+    for (key, write_key), description in values.items():
+        # == unquote_plus(unquote(quote_plus(description))): the original's second decoding of the line's value
+        value = unquote_plus(description)
         try:
             exif[write_key] = legacy_refine_value(key, value)
             counted.append(write_key)

@@ -16,6 +16,7 @@ Parsing rules (the inverse of that construction):
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import lzma
 import os
@@ -29,18 +30,61 @@ Item = tuple[str, str, str]
 __all__ = ["Item", "parse_yfcc_line", "parse_yfcc_items", "iter_yfcc_file", "encode_yfcc_item", "format_yfcc_line"]
 
 
+# Encoded `Directory.Tag` keys repeat across lines: decode each once (bounded cache).
+_KEY_CACHE: dict[str, tuple[str, str] | None] = {}
+_KEY_CACHE_MAX = 200_000
+_SEP = "\uffff"
+
+
+def _decode_key(key: str) -> tuple[str, str] | None:
+    hit = _KEY_CACHE.get(key, False)
+    if hit is not False:
+        return hit
+    directory, dot, tag = key.partition(".")
+    decoded = (unquote_plus(directory), unquote_plus(tag)) if dot and directory and tag else None
+    if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+        _KEY_CACHE.clear()
+    _KEY_CACHE[key] = decoded
+    return decoded
+
+
 def parse_yfcc_items(text: str) -> list[Item]:
     """Decodes the comma-separated, URL-encoded item list of one YFCC EXIF field (no photo id)."""
-    items: list[Item] = []
+    keys: list[tuple[str, str]] = []
+    values: list[str] = []
     for raw in text.split(","):
         key, sep, value = raw.partition(":")
         if not sep:
             continue
-        directory, dot, tag = key.partition(".")
-        if not dot or not directory or not tag:
+        decoded = _decode_key(key)
+        if decoded is None:
             continue
-        items.append((unquote_plus(directory), unquote_plus(tag), unquote_plus(value)))
-    return items
+        keys.append(decoded)
+        values.append(value)
+    # One unquote_plus over all values joined by a non-ASCII separator decodes each value exactly as a separate call
+    # would (unquote works on maximal ASCII runs, which the separator ends), at a fraction of the cost; if a value
+    # decodes to the separator itself, fall back to one call per value.
+    decoded_values = _unquote_plus_fast(_SEP.join(values)).split(_SEP)
+    if len(decoded_values) != len(values):
+        decoded_values = [unquote_plus(v) for v in values]
+    return [(d, t, v) for (d, t), v in zip(keys, decoded_values)]
+
+
+def _unquote_plus_fast(s: str) -> str:
+    """`urllib.parse.unquote_plus(s)`, decoded in C for well-formed input: `%XX` -> `\\xXX` + `codecs.escape_decode`.
+
+    Falls back to `unquote_plus` whenever the shortcut could differ: a backslash in the input (never produced by
+    `quote_plus`), or a malformed `%` escape (escape_decode raises). Non-ASCII separators are kept as UTF-8 bytes.
+    """
+    if "%" not in s:
+        return s.replace("+", " ")
+    if "\\" in s:
+        return unquote_plus(s)
+    try:
+        raw = codecs.escape_decode(s.replace("+", " ").replace("%", "\\x").encode("utf-8"))[0]
+    except ValueError:
+        return unquote_plus(s)
+    return raw.decode("utf-8", errors="replace")
 
 
 def parse_yfcc_line(line: str | bytes) -> tuple[str | None, list[Item]]:
