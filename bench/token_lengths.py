@@ -8,7 +8,7 @@ it reports, over the texts the renderer keeps: token lengths with [CLS]/[SEP] (m
 the histogram of the shortest bucket each text fits, how many texts each bucket length would truncate, and the
 padded tokens of batches of `--batch` texts padded to their bucket versus padded to 512 (baseline ratio).
 It also times `ExifTokenizer.encode` against the pure-Python reference WordPiece tokenizer of transformers on the
-same texts (baseline measured in the same run).
+same texts, and `parse_yfcc_line` against a plain per-part `unquote_plus` parser (baselines measured in the same run).
 """
 from __future__ import annotations
 
@@ -105,6 +105,40 @@ def _throughput(tok: ExifTokenizer, texts: list[str], batch: int, repeats: int =
             "speedup_over_reference": round(base / ours, 1)}
 
 
+def _parse_throughput(path: Path, repeats: int = 3) -> dict:
+    """parse_yfcc_line vs a plain per-part `unquote_plus` parser (the baseline), on the same lines."""
+    from urllib.parse import unquote_plus
+
+    from exif_jax.exif.yfcc import parse_yfcc_line
+
+    lines = path.read_text(encoding="utf-8").splitlines() * 10
+
+    def baseline(line):
+        pid, _, text = line.partition("\t")
+        out = []
+        for raw in text.split(","):
+            key, sep, value = raw.partition(":")
+            d, dot, t = key.partition(".")
+            if sep and dot:
+                out.append((unquote_plus(d), unquote_plus(t), unquote_plus(value)))
+        return pid, out
+
+    assert all(baseline(x) == parse_yfcc_line(x) for x in lines[:200])
+
+    def best(fn):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for x in lines:
+                fn(x)
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    ours, base = best(parse_yfcc_line), best(baseline)
+    return {"lines": len(lines), "parse_yfcc_line_lines_per_s": round(len(lines) / ours),
+            "baseline_unquote_plus_lines_per_s": round(len(lines) / base), "speedup_over_baseline": round(base / ours, 2)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="shared data folder")
@@ -143,6 +177,9 @@ def main(argv=None) -> int:
     th = result["throughput"]
     print(f"tokenize {th['texts']} texts: ExifTokenizer {th['exif_tokenizer_texts_per_s']:.0f}/s, reference "
           f"{th['reference_python_wordpiece_texts_per_s']:.0f}/s ({th['speedup_over_reference']}x)")
+    result["yfcc_parse"] = pp = _parse_throughput(data / "yfcc_style" / "exif_lines_dev.tsv")
+    print(f"parse {pp['lines']} YFCC lines: {pp['parse_yfcc_line_lines_per_s']}/s, per-part unquote_plus baseline "
+          f"{pp['baseline_unquote_plus_lines_per_s']}/s ({pp['speedup_over_baseline']}x)")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
