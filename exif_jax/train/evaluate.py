@@ -1,0 +1,69 @@
+"""Held-out evaluation: contrastive loss and image->EXIF retrieval top-1/top-5 over the eval split.
+
+Every held-out image is ranked against the EXIF texts of all held-out images (N-way retrieval, chance = k/N).
+A retrieved text counts as correct when its tokens equal the image's own text (two photos with identical EXIF
+text are indistinguishable by construction).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.experimental import multihost_utils
+
+from exif_jax.train import sharding
+from exif_jax.train.loss import global_contrastive_loss
+
+
+def make_encode_fn(graphdef, mesh, state_shardings):
+    """Jitted `(state, batch) -> (img_emb, txt_emb, clip_loss)` in eval mode (BatchNorm running statistics)."""
+    from exif_jax.models.preprocess import normalize_images
+
+    bs = sharding.batch_sharding(mesh)
+
+    def encode(state, batch):
+        model, _ = nnx.merge(graphdef, state)
+        img = model.encode_image(normalize_images(batch["image"]), train=False)
+        txt = model.encode_text(batch["input_ids"], batch["attention_mask"])
+        img, txt = img.astype(jnp.float32), txt.astype(jnp.float32)
+        loss, _ = global_contrastive_loss(img, txt, model.logit_scale(), mesh=mesh)
+        return img, txt, loss
+
+    return jax.jit(encode, in_shardings=(state_shardings, {k: bs for k in ("image", "input_ids", "attention_mask")}),
+                   out_shardings=(bs, bs, sharding.replicated(mesh)))
+
+
+def retrieval_metrics(img: np.ndarray, txt: np.ndarray, ids: np.ndarray, ks=(1, 5)) -> dict:
+    """Image->text top-k over all N rows; `ids` [N, L] token rows identify identical texts."""
+    img = img / np.maximum(np.linalg.norm(img, axis=-1, keepdims=True), 1e-12)
+    txt = txt / np.maximum(np.linalg.norm(txt, axis=-1, keepdims=True), 1e-12)
+    sim = img @ txt.T
+    _, inverse = np.unique(ids, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(-sim, axis=1, kind="stable")
+    hits = inverse[order] == inverse[:, None]
+    out = {f"eval_top{k}": float(np.mean(hits[:, :k].any(axis=1))) for k in ks}
+    out["eval_n"] = float(len(img))
+    out["eval_top5_chance"] = float(min(5, len(img)) / max(len(img), 1))
+    return out
+
+
+def evaluate(state, batches: Iterable[dict], encode_fn, to_global) -> dict:
+    """Runs `encode_fn` over process-local `batches` (made global by `to_global`); returns `eval_loss` (CLIP
+    softmax loss per eval batch, averaged), `eval_top1`, `eval_top5`, `eval_n`, `eval_top5_chance`."""
+    imgs, txts, ids, losses = [], [], [], []
+    for local in batches:
+        batch = to_global(local)
+        img, txt, loss = encode_fn(state, batch)
+        losses.append(float(loss))
+        imgs.append(np.asarray(multihost_utils.process_allgather(img, tiled=True)))
+        txts.append(np.asarray(multihost_utils.process_allgather(txt, tiled=True)))
+        ids.append(np.asarray(multihost_utils.process_allgather(batch["input_ids"], tiled=True)))
+    if not imgs:
+        return {}
+    out = retrieval_metrics(np.concatenate(imgs), np.concatenate(txts), np.concatenate(ids))
+    out["eval_loss"] = float(np.mean(losses))
+    return out

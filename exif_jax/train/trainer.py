@@ -1,0 +1,191 @@
+"""The trainer, top to bottom: config -> mesh -> data -> state (restored from WORKDIR if there) -> step -> loop
+(step, log, eval, checkpoint) -> final checkpoint.
+
+    from exif_jax.train.trainer import train
+    final_metrics = train(config, "/tmp/run1")     # rerun with the same workdir to resume
+
+Restart is not a special path: whatever the latest checkpoint in `WORKDIR/checkpoints` holds (state, optimizer,
+RNG, step, and every process's grain iterator state) is where the loop continues, so a killed-and-restarted run
+logs the same losses and ends with the same parameters as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from jax.experimental import multihost_utils
+
+from exif_jax.train import checkpointing, evaluate as eval_lib, mesh as mesh_lib, metrics as metrics_lib
+from exif_jax.train import sharding, state as state_lib, step as step_lib
+
+
+class NonFiniteError(RuntimeError):
+    """Loss or gradient norm became NaN/Inf; the last good checkpoint is kept."""
+
+
+class PipelineData:
+    """Train/eval batches from `exif_jax.data.pipeline.make_dataset` for this process (its slice of the batch)."""
+
+    def __init__(self, config):
+        from exif_jax.data import pipeline
+
+        self._pipeline = pipeline
+        self.config = config
+        self.info = pipeline.load_dataset_info(str(config.data.path)) if str(config.data.path) else None
+        self.text_len = pipeline.resolve_text_len(config.data, self.info, None)
+
+    def _make(self, split, batch, **kw):
+        c = self.config
+        return self._pipeline.make_dataset(
+            c.data, global_batch_size=batch, process_index=jax.process_index(), process_count=jax.process_count(),
+            seed=int(c.seed), split=split, crop_size=int(c.data.crop), **kw)
+
+    def train_iterator(self):
+        return iter(self._make("train", int(self.config.batch_size)))
+
+    def eval_batches(self):
+        c = self.config
+        batch = int(c.data.eval_batch_size) or int(c.batch_size)
+        split = str(c.data.get("eval_split", "eval") or "eval")
+        try:
+            it = iter(self._make(split, batch, num_epochs=1, shuffle=False))
+        except self._pipeline.DataError as e:
+            logging.warning("no evaluation: %s", e)
+            return
+        for i, b in enumerate(it):
+            if i >= int(c.data.eval_batches):
+                break
+            yield b
+
+
+def _to_global(mesh):
+    bs = sharding.batch_sharding(mesh)
+
+    def to_global(local: dict) -> dict:
+        return {k: jax.make_array_from_process_local_data(bs, np.asarray(v)) for k, v in local.items()}
+
+    return to_global
+
+
+def _check_finite(pending: list, step: int, ckpt_step: int | None, workdir) -> None:
+    if not pending:
+        return
+    flags = np.asarray(jax.device_get([m["finite"] for _, m in pending]))
+    if flags.all():
+        return
+    bad_step, bad = next((s, m) for (s, m), f in zip(pending, flags) if not f)
+    loss, gnorm = float(bad["loss"]), float(bad["grad_norm"])
+    kept = f"last good checkpoint: step {ckpt_step}" if ckpt_step is not None else "no checkpoint saved yet"
+    raise NonFiniteError(f"non-finite training at step {bad_step} (loss={loss}, grad_norm={gnorm}); stopped at "
+                         f"step {step}; {kept} in {workdir}/checkpoints (lower optim.lr or set optim.clip_norm)")
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, *, data: Any = None, build_model=None,
+          stop_after: int | None = None) -> dict:
+    """Trains (or resumes) `config` in `workdir`; returns the last logged metrics.
+
+    `data`: an object with `train_iterator()` (process-local batches, `get_state`/`set_state`) and `eval_batches()`
+    ; default: the grain pipeline over `config.data.path`. `build_model(model_cfg, rngs)`: default
+    `exif_jax.models.build_model`. `stop_after`: leave the loop after this many steps of this call (tests).
+    """
+    workdir = os.path.abspath(os.fspath(workdir))
+    primary = jax.process_index() == 0
+    mesh = mesh_lib.make_mesh(config.mesh)
+    n_dev = mesh.devices.size
+    mesh_lib.batch_size_per_process(int(config.batch_size), mesh)
+    total = int(config.total_steps)
+    if primary:
+        checkpointing.write_config(workdir, config)
+    data = data or PipelineData(config)
+    writer = metrics_lib.MetricsWriter(workdir, primary=primary, total_steps=total,
+                                       wandb_project=str(config.get("wandb_project", "")), config=config)
+    ckpt = checkpointing.Checkpointer(workdir, keep=int(config.keep_checkpoints),
+                                      async_save=bool(config.async_checkpointing))
+    to_global = _to_global(mesh)
+    stop = {"signal": None}
+
+    def on_sigterm(signum, frame):
+        del frame
+        stop["signal"] = signum
+
+    old_handler = signal.signal(signal.SIGTERM, on_sigterm)
+    last: dict = {}
+    try:
+        with jax.set_mesh(mesh):
+            spec = state_lib.state_spec(config, mesh, build_model)
+            train_it = data.train_iterator()
+            latest = ckpt.latest_step()
+            if latest is not None:
+                state, meta = ckpt.restore(latest, spec.abstract, train_it)
+                start = int(latest)
+                writer.truncate_after(start)
+                logging.info("resumed from %s/checkpoints/%d", workdir, start)
+                if primary:
+                    print(f"[train] resumed from step {start} in {workdir}", flush=True)
+            else:
+                state = state_lib.init_state(config, mesh, spec, build_model)
+                start = 0
+            ckpt_step = latest
+            step_fn = step_lib.jit_step(config, mesh, spec)
+            encode_fn = eval_lib.make_encode_fn(spec.graphdef, mesh, spec.shardings)
+            if primary:
+                n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(spec.abstract))
+                print(f"[train] mesh {dict(mesh.shape)} on {n_dev} devices / {jax.process_count()} processes; "
+                      f"global batch {config.batch_size}; state {n_params / 1e6:.1f}M values; "
+                      f"steps {start}->{total}", flush=True)
+
+            pending: list = []  # (step, device metrics) since the last log
+            t_log, wait, steps_in_interval = time.time(), 0.0, 0
+            t_start = time.time()
+            step = start
+            for step in range(start + 1, total + 1):
+                t0 = time.time()
+                batch = to_global(next(train_it))
+                wait += time.time() - t0
+                state, m = step_fn(state, batch)
+                pending.append((step, m))
+                steps_in_interval += 1
+                is_last = step == total
+                if step % int(config.log_every) == 0 or is_last:
+                    if bool(config.nan_guard):
+                        _check_finite(pending, step, ckpt_step, workdir)
+                    scalars = {k: float(v) for k, v in jax.device_get(m).items()}
+                    dt = time.time() - t_log
+                    sps = steps_in_interval * int(config.batch_size) / max(dt, 1e-9)
+                    scalars.update(samples_per_sec=sps, samples_per_sec_per_device=sps / n_dev,
+                                   data_wait_frac=min(wait / max(dt, 1e-9), 1.0))
+                    scalars.pop("finite", None)
+                    if int(config.eval_every) > 0 and (step % int(config.eval_every) == 0 or is_last):
+                        scalars.update(eval_lib.evaluate(state, data.eval_batches(), encode_fn, to_global))
+                    writer.write(step, scalars)
+                    writer.progress(step, scalars, t_start, start)
+                    last = {"step": step, **scalars}
+                    pending.clear()
+                    t_log, wait, steps_in_interval = time.time(), 0.0, 0
+                preempted = stop["signal"] is not None
+                if jax.process_count() > 1 and step % int(config.log_every) == 0:
+                    preempted = bool(multihost_utils.process_allgather(np.int32(preempted)).any())
+                if step % int(config.checkpoint_every) == 0 or is_last or preempted:
+                    if bool(config.nan_guard):
+                        _check_finite(pending, step, ckpt_step, workdir)
+                    ckpt.save(step, state, train_it, {"seed": int(config.seed)})
+                    ckpt_step = step
+                if preempted:
+                    if primary:
+                        print(f"[train] SIGTERM: saved checkpoint at step {step}; rerun the same command to resume",
+                              flush=True)
+                    break
+                if stop_after is not None and step - start >= stop_after:
+                    break
+            ckpt.wait()
+    finally:
+        ckpt.close()
+        writer.close()
+        signal.signal(signal.SIGTERM, old_handler)
+    return last
