@@ -9,6 +9,7 @@ offsets are never re-entered, and the number of directories, entries and nesting
 """
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from exif_jax.exif.reader_values import (
 )
 
 EXIF_PREAMBLE = b"Exif\x00\x00"
+_MARKER = re.compile(rb"\xff[^\x00\xff]")
 # TIFF format code -> bytes per component
 FORMAT_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 MAX_DIRECTORIES = 64
@@ -40,6 +42,7 @@ MAX_DEPTH = 16
 MAX_ENTRIES = 20_000
 MAX_EXIF_SEGMENTS = 4
 MAX_JPEG_SEGMENTS = 4096
+MAX_VALUE_BYTES = 1 << 20  # per APP1 payload (<= 64 KiB): entries may all point at the same bytes
 
 
 class TiffError(Exception):
@@ -67,15 +70,13 @@ def iter_jpeg_segments(data: bytes) -> tuple[list[tuple[int, bytes]], str | None
     n = len(data)
     pos = 2
     while len(segments) < MAX_JPEG_SEGMENTS:
-        if pos + 2 > n:
-            return segments, "data ends before the start of the image scan"
-        ident, kind = data[pos], data[pos + 1]
-        pos += 2
-        while ident != 0xFF or kind in (0xFF, 0x00):
-            if pos >= n:
-                return segments, "data ends while looking for a JPEG marker"
-            ident, kind = kind, data[pos]
-            pos += 1
+        # the next 0xFF followed by a byte other than 0x00 / 0xFF (fill bytes and stuffed zeros are skipped)
+        m = _MARKER.search(data, pos)
+        if m is None:
+            return segments, "data ends while looking for a JPEG marker"
+        i = m.start()
+        kind = data[i + 1]
+        pos = i + 2
         if kind in (0xDA, 0xD9):  # start of scan / end of image
             return segments, None
         if pos + 2 > n:
@@ -146,6 +147,7 @@ class _ExifWalker:
         self.processed: set[int] = set()
         self.entries = 0
         self.depth = 0
+        self.value_bytes = 0
         self.truncated = False
 
     # -- directory stack (DirectoryTiffHandler) -----------------------------------------------------------------
@@ -270,6 +272,10 @@ class _ExifWalker:
                         self.process_ifd(sub, hdr)
                 if is_pointer or self.custom_skip(tag, value_off, byte_count):
                     continue
+                self.value_bytes += byte_count
+                if self.value_bytes > MAX_VALUE_BYTES:
+                    self.error("Stopping processing: tag values add up to more than the EXIF block can hold")
+                    return
                 value = self.read_value(fmt, value_off, n)
                 if value is not None and self.current is not None:
                     self.current.values[tag] = value
