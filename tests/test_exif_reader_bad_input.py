@@ -191,6 +191,19 @@ def test_odd_encodings_are_valid_text():
     assert [t_ for _, t_, _ in items] == ["Make", "Windows XP Author", "Exif Version"]
 
 
+def test_repeated_tag_keeps_first_position_and_last_value():
+    """metadata-extractor's Directory: a tag set twice stays where it was first seen, with the later value."""
+    t = tiff([(0x010F, ASCII, 2, b"A\x00"), (0x0110, ASCII, 2, b"M\x00"), (0x010F, ASCII, 2, b"B\x00")])
+    assert read_exif(exif(t)) == [("Exif IFD0", "Make", "B"), ("Exif IFD0", "Model", "M")]
+
+
+def test_ifd_with_swapped_byte_order_is_read():
+    """An editor rewrote the file as big-endian but left one IFD little-endian: entry count 0x0100 means 1."""
+    sub = struct.pack("<H", 1) + struct.pack("<HHI", 0x8827, SHORT, 1) + struct.pack("<HH", 200, 0) + b"\0" * 4
+    t = tiff([(0x8769, LONG, 1, struct.pack(">I", 8 + 2 + 12 + 4))], extra=sub)
+    assert read_exif(exif(t)) == [("Exif SubIFD", "ISO Speed Ratings", "200")]
+
+
 def test_truncated_real_jpegs(shared_data):
     data = (shared_data / "photos_dev/metadata_extractor/images/Canon EOS 7D.jpg").read_bytes()
     full = read_exif(data)

@@ -327,12 +327,10 @@ class _ExifWalker:
             return True
         if cur.name == T.IFD0:
             if tag == T.TAG_IPTC_NAA:
-                return byte_count > 0 and value_off < self.r.length and self.r.u8(value_off) == 0x1C
+                return value_off < self.r.length and self.r.u8(value_off) == 0x1C
             if tag == T.TAG_APPLICATION_NOTES:
                 return True
-        if tag == T.TAG_PRINT_IMAGE_MATCHING_INFO and cur.name in (T.IFD0, T.SUBIFD):
-            return True
-        return False
+        return tag == T.TAG_PRINT_IMAGE_MATCHING_INFO  # always its own PrintIM directory
 
     def read_value(self, fmt: int, off: int, n: int) -> Value | None:
         """TiffReader.processTag: the Java type each format/count combination is stored as."""
