@@ -1,0 +1,57 @@
+"""Image reading (JPEG/PNG/TIFF, 8 or 16 bit) and heatmap PNG writing."""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+class ImageError(ValueError):
+    """An image file is missing, unreadable or not an image; the message names the file."""
+
+
+def load_image(path) -> np.ndarray:
+    """`path` -> `uint8 [H, W, 3]` RGB, pixels as stored (no EXIF rotation: masks refer to stored pixels)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im).astype(np.float64)
+                scale = 255.0 / 65535.0 if arr.max() > 255 else 1.0
+                arr = np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
+                return np.repeat(arr[:, :, None], 3, axis=2)
+            arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ImageError(f"{path}: unexpected decoded layout {arr.shape} {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def colorize(score_map: np.ndarray) -> np.ndarray:
+    """Float map -> `uint8 [H, W, 3]` RGB with OpenCV's JET colormap after min-max scaling (red = high)."""
+    import cv2
+
+    m = np.asarray(score_map, np.float64)
+    lo, hi = np.nanmin(m), np.nanmax(m)
+    u8 = np.zeros(m.shape, np.uint8) if hi <= lo else np.clip((m - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(u8, cv2.COLORMAP_JET)[:, :, ::-1]
+
+
+def overlay(image: np.ndarray, score_map: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Heatmap blended over the photo (`alpha` = heatmap weight)."""
+    heat = colorize(score_map).astype(np.float32)
+    return np.clip(alpha * heat + (1 - alpha) * image.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+
+
+def write_png(path, rgb: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.asarray(rgb, np.uint8)).save(str(path), format="PNG")
