@@ -96,3 +96,33 @@ def test_model_with_nul_byte(shared_data, name):
     model = [s for d, t, s in items if (d, t) == ("Exif IFD0", "Model")]
     assert model == [raw_model.split("\x00")[0]]
     assert all("\x00" not in s for d, _, s in items if d == "Exif IFD0")
+
+
+def test_tag_sets_agree_with_exifread(shared_data):
+    """Which tags each directory holds, against ExifRead (a third, independent EXIF parser)."""
+    import logging
+
+    import exifread
+
+    from exif_jax.exif import tags as T
+
+    logging.getLogger("exifread").setLevel(logging.CRITICAL)
+    dirs = {"Image": T.IFD0, "EXIF": T.SUBIFD, "GPS": T.GPS, "Interoperability": T.INTEROP, "Thumbnail": T.THUMBNAIL}
+    # pointers and blocks that metadata-extractor turns into other directories, not items
+    not_items = {0x8769, 0x8825, 0xA005, 0x014A, 0x927C, 0xC4A5, 0x83BB, 0x02BC}
+    total = missing = extra = 0
+    for path in _photos(shared_data):
+        with open(path, "rb") as fh:
+            tags = exifread.process_file(fh, details=False)
+        ref = set()
+        for key, tag in tags.items():
+            d = dirs.get(key.split(" ")[0])
+            if d is not None and hasattr(tag, "tag") and tag.tag not in not_items:
+                ref.add((d, T.tag_name(d, tag.tag)))
+        ours = {(d, t) for d, t, _ in read_exif_file(path)}
+        total += len(ref)
+        missing += len(ref - ours)
+        extra += len({x for x in ours - ref if x[1] != "User Comment"})  # ExifRead skips it without details
+    print(f"\nExifRead: {total} tags, {missing} not produced by exif_jax, {extra} only in exif_jax")
+    assert total > 7000
+    assert missing <= 0.01 * total and extra <= 0.01 * total

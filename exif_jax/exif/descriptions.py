@@ -140,20 +140,20 @@ def lens_specification(v: Values, tag: int) -> str | None:
     vals = None if x is None else x.get_rational_array()
     if vals is None or len(vals) != 4 or (vals[0].is_zero() and vals[2].is_zero()):
         return None
-    if vals[0].double() == vals[1].double():
+    if vals[0].double_value() == vals[1].double_value():
         s = vals[0].simple_string(True) + "mm"
     else:
         s = vals[0].simple_string(True) + "-" + vals[1].simple_string(True) + "mm"
     if not vals[2].is_zero():
         s += " "
-        if vals[2].double() == vals[3].double():
-            s += fstop(vals[2].double())
+        if vals[2].double_value() == vals[3].double_value():
+            s += fstop(vals[2].double_value())
         else:
             s += (
                 "f/"
-                + decimal_format(vals[2].double(), 1, min_frac=1, half_up=True)
+                + decimal_format(vals[2].double_value(), 1, min_frac=1, half_up=True)
                 + "-"
-                + decimal_format(vals[3].double(), 1, min_frac=1, half_up=True)
+                + decimal_format(vals[3].double_value(), 1, min_frac=1, half_up=True)
             )
     return s
 
@@ -386,7 +386,7 @@ def _rational_unknown(v: Values, tag: int, fmt: Callable[[float], str], check_nu
         return None
     if (r.num if check_num else r.den) == 0xFFFFFFFF:
         return "Unknown"
-    return fmt(r.double())
+    return fmt(r.double_value())
 
 
 def _subject_distance(v: Values) -> str | None:
@@ -397,7 +397,7 @@ def _subject_distance(v: Values) -> str | None:
         return "Infinity"
     if r.num == 0:
         return "Unknown"
-    return decimal_format(r.double(), 3, min_frac=1) + " metres"
+    return decimal_format(r.double_value(), 3, min_frac=1) + " metres"
 
 
 def _compressed_bpp(v: Values) -> str | None:
@@ -412,7 +412,7 @@ def _digital_zoom(v: Values) -> str | None:
     r = _rational(v, 0xA404)
     if r is None:
         return None
-    return "Digital zoom not used" if r.num == 0 else decimal_format(r.double(), 1)
+    return "Digital zoom not used" if r.num == 0 else decimal_format(r.double_value(), 1)
 
 
 def _focal_35(v: Values) -> str | None:
@@ -448,12 +448,12 @@ def _exposure_bias(v: Values) -> str | None:
 
 def _fnumber(v: Values) -> str | None:
     r = _rational(v, 0x829D)
-    return None if r is None else fstop(r.double())
+    return None if r is None else fstop(r.double_value())
 
 
 def _focal_length_tag(v: Values) -> str | None:
     r = _rational(v, 0x920A)
-    return None if r is None else focal_length(r.double())
+    return None if r is None else focal_length(r.double_value())
 
 
 def _color_space(v: Values) -> str | None:
@@ -575,7 +575,7 @@ THUMBNAIL_RULES: dict[int, Callable[[Values], str | None]] = {
 
 
 def _dms_to_decimal(vals: tuple[Rational, ...], negative: bool) -> float | None:
-    d = abs(vals[0].double()) + vals[1].double() / 60.0 + vals[2].double() / 3600.0
+    d = abs(vals[0].double_value()) + vals[1].double_value() / 60.0 + vals[2].double_value() / 3600.0
     if math.isnan(d):
         return None
     return -d if negative else d
@@ -627,7 +627,7 @@ def _gps_time(v: Values) -> str | None:
         return None
     if len(arr) < 3:
         return None  # metadata-extractor fails on short arrays; the dump shows nothing useful
-    return f"{arr[0].int_value():02d}:{arr[1].int_value():02d}:{decimal_format(arr[2].double(), 3, 3, 2)} UTC"
+    return f"{arr[0].int_value():02d}:{arr[1].int_value():02d}:{decimal_format(arr[2].double_value(), 3, 3, 2)} UTC"
 
 
 def _gps_ref(v: Values, tag: int, table: dict[str, str]) -> str | None:
@@ -643,12 +643,12 @@ def _gps_with_unit(v: Values, tag: int, ref_tag: int, table: dict[str, str]) -> 
     if r is None:
         return None
     unit = _gps_ref(v, ref_tag, table)
-    return f"{decimal_format(r.double(), 2)} {'unit' if unit is None else unit.lower()}"
+    return f"{decimal_format(r.double_value(), 2)} {'unit' if unit is None else unit.lower()}"
 
 
 def _gps_direction(v: Values, tag: int) -> str | None:
     r = _rational(v, tag)
-    s = decimal_format(r.double(), 2) if r is not None else _string(v, tag)
+    s = decimal_format(r.double_value(), 2) if r is not None else _string(v, tag)
     if s is None or java_trim(s) == "":
         return None
     return java_trim(s) + " degrees"
@@ -663,12 +663,12 @@ GPS_RULES: dict[int, Callable[[Values], str | None]] = {
     0x0002: lambda v: _geo(v, 0x0002, 0x0001, "S", (0x0004, 0x0003)),
     0x0004: lambda v: _geo(v, 0x0004, 0x0003, "W", (0x0002, 0x0001)),
     0x0005: lambda v: indexed(v, 0x0005, 0, "Sea level", "Below sea level"),
-    0x0006: lambda v: (lambda r: None if r is None else decimal_format(r.double(), 2) + " metres")(_rational(v, 6)),
+    0x0006: lambda v: (lambda r: None if r is None else decimal_format(r.double_value(), 2) + " metres")(_rational(v, 6)),
     0x0007: _gps_time,
     0x0009: lambda v: _gps_ref(v, 0x0009, {"A": "Active (Measurement in progress)",
                                            "V": "Void (Measurement Interoperability)"}),
     0x000A: lambda v: _gps_ref(v, 0x000A, {"2": "2-dimensional measurement", "3": "3-dimensional measurement"}),
-    0x000B: lambda v: (lambda r: None if r is None else decimal_format(r.double(), 2))(_rational(v, 0x000B)),
+    0x000B: lambda v: (lambda r: None if r is None else decimal_format(r.double_value(), 2))(_rational(v, 0x000B)),
     0x000C: lambda v: _gps_ref(v, 0x000C, _SPEED_REF),
     0x000D: lambda v: _gps_with_unit(v, 0x000D, 0x000C, _SPEED_REF),
     0x000E: lambda v: _gps_ref(v, 0x000E, _DIRECTION_REF),
@@ -685,7 +685,7 @@ GPS_RULES: dict[int, Callable[[Values], str | None]] = {
     0x001B: lambda v: encoded_text(v, 0x001B),
     0x001C: lambda v: encoded_text(v, 0x001C),
     0x001E: lambda v: indexed(v, 0x001E, 0, "No Correction", "Differential Corrected"),
-    0x001F: lambda v: (lambda r: None if r is None else decimal_format(r.double(), 2) + " metres")(_rational(v, 0x1F)),
+    0x001F: lambda v: (lambda r: None if r is None else decimal_format(r.double_value(), 2) + " metres")(_rational(v, 0x1F)),
 }  # fmt: skip
 
 DIRECTORY_RULES: dict[str, dict[int, Callable[[Values], str | None]]] = {

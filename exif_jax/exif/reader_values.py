@@ -190,14 +190,14 @@ class Rational:
     num: int
     den: int
 
-    def double(self) -> float:
+    def double_value(self) -> float:
         if self.num == 0:
             return 0.0
         if self.den == 0:
             return math.inf if self.num > 0 else -math.inf
         return self.num / self.den
 
-    def float(self) -> float:
+    def float_value(self) -> float:
         if self.num == 0:
             return 0.0
         if self.den == 0:
@@ -206,10 +206,10 @@ class Rational:
             return float(np.float32(self.num) / np.float32(self.den))
 
     def int_value(self) -> int:
-        return d2i(self.double())
+        return d2i(self.double_value())
 
     def byte_value(self) -> int:
-        return to_int8(d2i(self.double()))
+        return to_int8(d2i(self.double_value()))
 
     def is_integer(self) -> bool:
         return (
@@ -244,7 +244,7 @@ class Rational:
             return str(self.int_value())
         s = self.simplified()
         if allow_decimal:
-            ds = java_double_to_string(s.double())
+            ds = java_double_to_string(s.double_value())
             if len(ds) < 5:
                 return ds
         return str(s)
@@ -336,7 +336,7 @@ class Value:
         if k in (FLOAT, DOUBLE):
             return v  # type: ignore[return-value]
         if k == RATIONAL:
-            return v.double()  # type: ignore[union-attr]
+            return v.double_value()  # type: ignore[union-attr]
         return None
 
     def get_float(self) -> float | None:
@@ -347,7 +347,7 @@ class Value:
         if k in (INT, LONG, FLOAT, DOUBLE):
             return f32(float(v))  # type: ignore[arg-type]
         if k == RATIONAL:
-            return v.float()  # type: ignore[union-attr]
+            return v.float_value()  # type: ignore[union-attr]
         return None
 
     def get_rational(self) -> Rational | None:
