@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
 import numpy as np
 
@@ -125,11 +125,12 @@ def java_double_to_string(d: float) -> str:
         if "." not in s:
             s += ".0"
         return s
-    # Computerized scientific notation, e.g. 1.0E-5, 1.234E10
-    mant, exp = repr(d).lower().split("e") if "e" in repr(d).lower() else (repr(d), "0")
-    if "." not in mant:
-        mant += ".0"
-    return f"{mant}E{int(exp)}"
+    # Computerized scientific notation, e.g. 1.0E-5, 1.234E10 (shortest round-trip digits, as repr gives)
+    sign, digits, exp = Decimal(repr(a)).normalize().as_tuple()
+    ds = "".join(map(str, digits))
+    e10 = len(ds) - 1 + int(exp)
+    rest = ds[1:].rstrip("0") or "0"
+    return f"{'-' if d < 0 else ''}{ds[0]}.{rest}E{e10}"
 
 
 def decimal_format(x: float, max_frac: int, min_frac: int = 0, min_int: int = 1, half_up: bool = False) -> str:
@@ -143,9 +144,10 @@ def decimal_format(x: float, max_frac: int, min_frac: int = 0, min_int: int = 1,
     negative = x < 0 or (x == 0 and math.copysign(1.0, x) < 0)
     if math.isinf(x):
         return ("-" if negative else "") + "\u221e"
+    ctx = Context(prec=800, rounding=ROUND_HALF_UP if half_up else ROUND_HALF_EVEN)  # every double fits exactly
     try:
-        q = Decimal(abs(x)).quantize(Decimal(1).scaleb(-max_frac), rounding=ROUND_HALF_UP if half_up else ROUND_HALF_EVEN)
-    except InvalidOperation:  # pragma: no cover - only for absurd magnitudes
+        q = ctx.quantize(Decimal(abs(x)), Decimal(1).scaleb(-max_frac))
+    except InvalidOperation:  # pragma: no cover - cannot happen with prec=800
         return ("-" if negative else "") + repr(abs(x))
     s = format(q, "f")
     if "." in s:
