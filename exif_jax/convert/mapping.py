@@ -111,7 +111,7 @@ def to_torch_state(model) -> dict[str, np.ndarray]:
     """Canonical torch-layout state dict (float32 numpy; BatchNorm counters int64)."""
     out = {}
     for e in entries(model):
-        a = np.asarray(getattr(e.module, e.attr)[...])
+        a = np.asarray(getattr(e.module, e.attr).get_value())
         if e.index is not None:
             a = a[e.index]
         if a.dtype != np.int32 and a.dtype != np.int64:
@@ -148,14 +148,15 @@ def load_torch_state(model, state: dict, source: str, *, only: tuple[str, ...] =
     bad = []
     for e in ents:
         var = getattr(e.module, e.attr)
-        target_shape = tuple(var[...].shape[1:] if e.index is not None else var[...].shape)
+        current = var.get_value()  # an array, or a ShapeDtypeStruct in a model built under nnx.eval_shape
+        target_shape = tuple(current.shape[1:] if e.index is not None else current.shape)
         a = _from_torch_layout(np.asarray(state[e.key]), e.kind)
         if tuple(a.shape) != target_shape:
             bad.append(f"{e.key} {tuple(np.asarray(state[e.key]).shape)} (model wants "
                        f"{_to_torch_layout(np.zeros(target_shape), e.kind).shape})")
             continue
         if e.index is None:
-            var[...] = jnp.asarray(a, var[...].dtype)
+            var.set_value(jnp.asarray(a, current.dtype))
         else:
             pending.setdefault((id(e.module), e.attr), [e.module, e.attr, {}])[2][e.index] = a
     if bad:
@@ -163,4 +164,4 @@ def load_torch_state(model, state: dict, source: str, *, only: tuple[str, ...] =
                               + (f" (+{len(bad) - 4} more)" if len(bad) > 4 else ""))
     for module, attr, by_index in pending.values():
         var = getattr(module, attr)
-        var[...] = jnp.asarray(np.stack([by_index[i] for i in range(len(by_index))]), var[...].dtype)
+        var.set_value(jnp.asarray(np.stack([by_index[i] for i in range(len(by_index))]), var.get_value().dtype))

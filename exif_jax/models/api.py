@@ -1,0 +1,139 @@
+"""`exif_jax.load(weights) -> ExifModel`: embeddings from any saved model, as numpy, in a few lines.
+
+    import exif_jax
+    model = exif_jax.load("wrapper_75_new.pth")      # original .pth, exported .safetensors, hf dir, or workdir
+    img = model.encode_images(patches_uint8_nhwc)     # [N, 768] float32, raw (unnormalized) like the original
+    txt = model.encode_texts(["Make: Canon Model: Canon EOS 5D ..."])
+
+Images are CLIP-normalized on device, run in fixed-size jitted batches (the last one padded, so one compile per
+input size) with BatchNorm in eval mode. Texts are tokenized with `exif_jax.text.tokenizer.ExifTokenizer` (bucketed
+padding: results equal padding to 512).
+"""
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from exif_jax.models.preprocess import normalize_images
+
+
+class ExifModel:
+    """Inference wrapper around an `ExifClip`; `.model` (the NNX module) and `.config` (its model config)."""
+
+    def __init__(self, model, config, *, batch_size: int = 64, tokenizer=None, max_text_len: int | None = None):
+        self.model = model
+        self.config = config
+        self.batch_size = int(batch_size)
+        self.max_text_len = max_text_len
+        self._tokenizer = tokenizer
+        graphdef, state = nnx.split(model)
+        self._state = state
+
+        @jax.jit
+        def _images(state, images):
+            m = nnx.merge(graphdef, state)
+            return m.encode_image(normalize_images(images), train=False).astype(jnp.float32)
+
+        @jax.jit
+        def _texts(state, ids, mask):
+            m = nnx.merge(graphdef, state)
+            return m.encode_text(ids, mask, train=False).astype(jnp.float32)
+
+        self._images_fn, self._texts_fn = _images, _texts
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from exif_jax.text.tokenizer import ExifTokenizer
+
+            self._tokenizer = ExifTokenizer()
+        return self._tokenizer
+
+    def _batches(self, n):
+        for start in range(0, n, self.batch_size):
+            yield start, min(start + self.batch_size, n)
+
+    def encode_images(self, images) -> np.ndarray:
+        """uint8 [N, H, W, 3] (RGB, 0..255) -> float32 [N, D] raw image embeddings."""
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"encode_images expects uint8 [N, H, W, 3] RGB, got shape {images.shape}")
+        if images.dtype != np.uint8:
+            raise ValueError(f"encode_images expects uint8 pixels (0..255), got dtype {images.dtype}")
+        if self.config.image_tower == "vit" and images.shape[1:3] != (self.config.image_size,) * 2:
+            raise ValueError(f"this ViT takes {self.config.image_size}x{self.config.image_size} crops, "
+                             f"got {images.shape[1]}x{images.shape[2]}")
+        out = []
+        for s, e in self._batches(len(images)):
+            chunk = images[s:e]
+            pad = self.batch_size - len(chunk) if len(images) > self.batch_size else 0
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.uint8)])
+            out.append(np.asarray(self._images_fn(self._state, chunk))[: e - s])
+        return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
+
+    def encode_tokens(self, input_ids, attention_mask) -> np.ndarray:
+        """int [N, L] ids + mask -> float32 [N, D] raw text embeddings."""
+        return np.asarray(self._texts_fn(self._state, jnp.asarray(input_ids, jnp.int32),
+                                         jnp.asarray(attention_mask, jnp.int32)))
+
+    def encode_texts(self, texts) -> np.ndarray:
+        """list of EXIF texts -> float32 [N, D] raw text embeddings."""
+        if isinstance(texts, str):
+            raise TypeError("encode_texts takes a list of texts, got a single str")
+        texts = list(texts)
+        out = []
+        for s, e in self._batches(len(texts)):
+            enc = self.tokenizer.encode(texts[s:e], max_len=self.max_text_len)
+            out.append(self.encode_tokens(enc["input_ids"], enc["attention_mask"]))
+        return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
+
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale())
+
+
+def _is_workdir(p: pathlib.Path) -> bool:
+    return p.is_dir() and (p / "config.json").is_file() and (p / "checkpoints").is_dir()
+
+
+def load_model(weights, **overrides):
+    """(model_cfg, ExifClip) from any supported weights. `overrides`: model config keys (e.g. `dtype="bfloat16"`,
+    `scan_layers=True`) applied before building; the weights are the same whatever the layout switches."""
+    from exif_jax.convert import formats, mapping
+    from exif_jax.models import build_model
+
+    p = pathlib.Path(weights)
+    if _is_workdir(p):
+        from exif_jax.train.checkpointing import restore_model
+
+        cfg, model = restore_model(p)
+        if not overrides:
+            return cfg, model
+        state = mapping.to_torch_state(model)
+    else:
+        cfg, state = formats.read_weights(p)
+    for k, v in overrides.items():
+        node = cfg
+        *parents, leaf = k.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = v
+    # Build without initialising (random init of ResNet-50 + DistilBERT costs ~30 s on CPU), then fill every array.
+    model = nnx.eval_shape(lambda: build_model(cfg, nnx.Rngs(0)))
+    mapping.load_torch_state(model, state, str(p))
+    if any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(nnx.state(model))):
+        model = build_model(cfg, nnx.Rngs(0))  # arrays outside the weights (e.g. dropout RNG state)
+        mapping.load_torch_state(model, state, str(p))
+    return cfg, model
+
+
+def load(weights, *, batch_size: int = 64, max_text_len: int | None = None, **overrides) -> ExifModel:
+    """`ExifModel` from a trainer workdir (latest checkpoint), exported `.safetensors`, hf dir or original `.pth`."""
+    cfg, model = load_model(weights, **overrides)
+    return ExifModel(model, cfg, batch_size=batch_size, max_text_len=max_text_len)
