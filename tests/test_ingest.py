@@ -255,6 +255,15 @@ def test_yfcc_lines_paired_by_photo_id(photo_dir, shared_data, tmp_path):
     assert sum(r.startswith("missing_image") for r in rejects.values()) == len(ids) - len(
         [f for f in ids.values() if (images / f).is_file()])
     assert info["renderer"] == "clean" and info["source"] == "yfcc"
+    # the same lines gzip-compressed (as YFCC100M ships them) give the same shards
+    import gzip
+
+    gz = tmp_path / "lines.tsv.gz"
+    gz.write_bytes(gzip.compress((yfcc / "exif_lines_dev.tsv").read_bytes()))
+    run(_cfg(images, tmp_path / "gz", yfcc_exif=str(gz), photo_ids=str(yfcc / "photo_ids.tsv"), workers=0,
+             renderer="clean"))
+    for name in info["splits"]["train"]["shards"]:
+        assert (tmp_path / "gz" / name).read_bytes() == (tmp_path / name).read_bytes()
 
 
 def test_array_record_output_holds_the_same_records(photo_dir, ingested, tmp_path):
