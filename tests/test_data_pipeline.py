@@ -201,6 +201,33 @@ def test_corrupt_records_counted_skipped_and_input_continues(tmp_path, tokenizer
     assert len(ids) == len(set(ids)) == counters["images"] == (N_PHOTOS - 2) // 4 * 4
 
 
+def test_corrupt_array_record_counted_and_skipped(tmp_path, tokenizer):
+    photos = _write_dataset(tmp_path / "d", shards=2, fmt="array_record")
+    f0, f1 = sorted((tmp_path / "d").glob("*.array_record"))
+    in_f1 = {records.parse_record(r)["photo_id"] for r in
+             grain_source(f1)}
+    for f, at in ((f0, 0.1), (f1, 0.5)):  # f0: inside a record's chunk; f1: the block header at 64 KiB
+        raw = bytearray(f.read_bytes())
+        raw[int(len(raw) * at)] ^= 0xFF
+        f.write_bytes(bytes(raw))
+    ds = make_dataset(_cfg(tmp_path / "d"), global_batch_size=4, process_index=0, process_count=1, seed=0,
+                      split="train", crop_size=CROP, num_epochs=1)
+    it = iter(ds)
+    ids = [pid for b in it for pid in _identify(b, photos, tokenizer, 16)]
+    counters = pipeline_counters(it.get_state())
+    it.close()
+    assert counters["corrupt_records"] == 1 and counters["lost_file_tails"] == 1
+    assert not in_f1 & set(ids)  # nothing of the unreadable file was fed
+    assert len(ids) == len(set(ids)) == counters["images"] == (N_PHOTOS // 2 - 1) // 4 * 4
+
+
+def grain_source(path):
+    import grain
+
+    src = grain.sources.ArrayRecordDataSource([str(path)])
+    return [src[i] for i in range(len(src))]
+
+
 def test_normalize_matches_model_preprocess(dataset):
     from exif_jax.models.preprocess import normalize_images_np
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import gc
 import glob
 import hashlib
 import io
@@ -180,6 +181,47 @@ class _EpochFiles:
         return _TFRecordFile(self.files[k])
 
 
+class _CheckedArrayRecordSource:
+    """ArrayRecord random access that never raises on corruption: a record failing riegeli's chunk hash comes back
+    as a `CorruptRecord` (counted and skipped downstream); a file that cannot be opened at all stands in as one
+    `CorruptRecord` with `rest_of_file_lost` (counted once per epoch) instead of stopping training."""
+
+    def __init__(self, files: Sequence[str]):
+        self._files, self._lengths, self._bad = [], [], []
+        for f in files:
+            try:
+                n = len(grain.sources.ArrayRecordDataSource([f]))
+            except RuntimeError as e:
+                log.error("%s: unreadable ArrayRecord file, skipped: %s", f, str(e).splitlines()[0][:200])
+                self._bad.append((f, str(e).splitlines()[0][:160]))
+                continue
+            self._files.append(f)
+            self._lengths.append(n)
+        self._src = grain.sources.ArrayRecordDataSource(self._files) if self._files else None
+        self._good = sum(self._lengths)
+
+    def __len__(self) -> int:
+        return self._good + len(self._bad)
+
+    def __getitem__(self, index: int):
+        index = int(index)
+        if index >= self._good:
+            f, reason = self._bad[index - self._good]
+            return tfrecord.CorruptRecord(f, 0, reason, rest_of_file_lost=True)
+        try:
+            return self._src[index]
+        except RuntimeError as e:  # riegeli: "Corrupted Riegeli/records file: chunk data hash mismatch ..."
+            i = index
+            for f, n in zip(self._files, self._lengths):
+                if i < n:
+                    break
+                i -= n
+            return tfrecord.CorruptRecord(f, i, f"record {i}: {str(e).splitlines()[0][:160]}", False)
+
+    def __repr__(self) -> str:
+        return f"CheckedArrayRecordSource({len(self._files)} files, {len(self._bad)} unreadable)"
+
+
 # ----------------------------------------------------------------------------------------------- crop batcher
 
 
@@ -273,6 +315,8 @@ class _CropBatchIterator(grain.DatasetIterator):
         self._next_group = g + 1
 
     def __next__(self):
+        if self._src is None:
+            raise ValueError("this data iterator was closed")
         t = self._next_batch
         while self._next_group <= t:
             self._read_group(self._next_group, t)
@@ -324,9 +368,13 @@ class _CropBatchIterator(grain.DatasetIterator):
             self._replaying = False
 
     def close(self):
-        close = getattr(self._src, "close", None)
-        if close:
-            close()
+        # Close the chain now and drop it, so its objects are collected while the interpreter is still whole
+        # (grain's prefetch iterators would otherwise re-run close() from __del__ during interpreter shutdown).
+        src, self._src = self._src, None
+        if src is not None:
+            src.close()
+            del src
+            gc.collect()
 
 
 class _ExifBatchDataset(grain.IterDataset):
@@ -356,8 +404,7 @@ class _ExifBatchDataset(grain.IterDataset):
     def _source(self) -> grain.IterDataset:
         epochs = self.num_epochs if self.num_epochs is not None else _EPOCH_CAP
         if self.fmt == "array_record":
-            src = grain.sources.ArrayRecordDataSource(self.files)
-            ds = grain.MapDataset.source(src)
+            ds = grain.MapDataset.source(_CheckedArrayRecordSource(self.files))
             if self.shuffle:
                 ds = ds.shuffle(seed=self.shuffle_seed)
             ds = ds.repeat(epochs)  # reshuffled every epoch
