@@ -76,7 +76,7 @@ def make_step_fn(config, mesh, spec: StateSpec) -> Callable:
                 return loss_of_emb(m, m.encode_image(images, train=True), m.encode_text(ids, mask, train=True))
 
             (loss, aux), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         lr = spec.schedule(opt.step[...])
         opt.update(model, grads)
         new_state = nnx.state((model, opt))
