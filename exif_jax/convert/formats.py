@@ -110,7 +110,7 @@ def _save_safetensors_file(state: dict, path: pathlib.Path, metadata: dict | Non
     from safetensors.numpy import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path), metadata=metadata)
+    save_file({k: np.require(v, requirements="C") for k, v in state.items()}, str(path), metadata=metadata)
 
 
 def _strip(state: dict, prefix: str) -> dict:

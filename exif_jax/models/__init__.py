@@ -4,9 +4,9 @@ from __future__ import annotations
 from flax import nnx
 
 from exif_jax.models.clip import ExifClip
-from exif_jax.models.configs import get_model_config, test_model_config
+from exif_jax.models.configs import get_model_config, test_model_config, tiny_model_config
 
-__all__ = ["ExifClip", "build_model", "get_model_config", "test_model_config"]
+__all__ = ["ExifClip", "build_model", "get_model_config", "test_model_config", "tiny_model_config"]
 
 
 def build_model(model_cfg, rngs: nnx.Rngs, bn_axis_name=None) -> ExifClip:

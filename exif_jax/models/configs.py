@@ -139,10 +139,13 @@ def get_model_config(image_tower: str = "resnet50", **overrides) -> ml_collectio
     return c
 
 
-def test_model_config(image_tower: str = "resnet50", **overrides) -> ml_collections.ConfigDict:
+def tiny_model_config(image_tower: str = "resnet50", **overrides) -> ml_collections.ConfigDict:
     """A tiny config for unit tests and `runlocal` smoke runs (mini text tower; ViT mu/8 on 32 px crops)."""
     base = {"text.variant": "mini", "embed_dim": 64, "text_projection": False, "vit.variant": "mu/8"}
     if image_tower == "vit":
         base["image_size"] = 32
     base.update(overrides)
     return get_model_config(image_tower, **base)
+
+
+test_model_config = tiny_model_config  # older name (kept for existing imports)
