@@ -294,3 +294,57 @@ def test_worker_processes_resume_exactly(dataset, tokenizer):
             np.testing.assert_array_equal(e[k], g[k])
     ids = [pid for b in first + expected for pid in _identify(b, photos, tokenizer, 16)]
     assert len(set(ids)) > 8
+
+
+def _full_rgb(data):
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_partial_row_decode_equals_full_decode_on_camera_photos(shared_data, monkeypatch):
+    """The pipeline stops JPEG decoding after the last row its crops need; those rows must equal a full Pillow
+    decode exactly (real camera files, several sizes and subsampling schemes)."""
+    from exif_jax.data.pipeline import decode_crops
+
+    files = sorted((shared_data / "photos_dev/digicam_cc0").glob("*.JPG"))[::6] + sorted(
+        (shared_data / "photos_dev/metadata_extractor/images").glob("*.jpg"))[::15]
+    rng = np.random.default_rng(0)
+    for f in files:
+        data = f.read_bytes()
+        full = _full_rgb(data)
+        H, W = full.shape[:2]
+        offs = [(int(rng.integers(0, H - CROP + 1)), int(rng.integers(0, W - CROP + 1))) for _ in range(3)]
+        for (t, l), got in zip(offs, decode_crops(data, offs, CROP)):
+            np.testing.assert_array_equal(got, full[t:t + CROP, l:l + CROP], err_msg=f.name)
+    assert len(files) >= 10
+    # and the early stop really is what ran: no crop above went through Pillow's full `load()` decode
+    from PIL import ImageFile
+
+    full_loads, real_load = [], ImageFile.ImageFile.load
+
+    def counting_load(self):
+        if self.tile:
+            full_loads.append(self)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting_load)
+    for f in files:
+        decode_crops(f.read_bytes(), [(0, 0)], CROP)
+    assert full_loads == []
+    decode_crops(files[0].read_bytes(), [(0, 0)], CROP, partial=False)
+    assert len(full_loads) == 1
+
+
+@pytest.mark.parametrize("mode,kw", [("RGB", {"progressive": True}), ("L", {}), ("CMYK", {}),
+                                     ("RGB", {"subsampling": 0}), ("RGB", {"subsampling": 2})])
+def test_partial_decode_other_jpeg_kinds(mode, kw):
+    from exif_jax.data.pipeline import decode_crops
+
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 256, (150, 90, len(mode)), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr[..., 0] if mode == "L" else arr, mode).save(buf, "JPEG", quality=90, **kw)
+    data = buf.getvalue()
+    full = _full_rgb(data)
+    offs = [(0, 0), (40, 17), (150 - CROP, 90 - CROP)]
+    for (t, l), got in zip(offs, decode_crops(data, offs, CROP)):
+        np.testing.assert_array_equal(got, full[t:t + CROP, l:l + CROP])

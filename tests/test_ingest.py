@@ -337,3 +337,14 @@ def test_all_shared_camera_photos(shared_data, tmp_path):
                 assert r["image"] == (src / r["source"]).read_bytes()
                 n += 1
     assert n == info["counts"]["accepted"] == len(man) - len(rejects) and n >= 90
+
+
+def test_iphone_mpo_jpegs_are_accepted(shared_data, tmp_path):
+    """iPhones write MPO files (a JPEG plus appended frames); Pillow calls them MPO, they are still JPEGs."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in sorted((shared_data / "photos_dev/digicam_cc0").glob("Apple__*")):
+        shutil.copyfile(f, src / f.name)
+    assert "MPO" in {Image.open(p).format for p in src.iterdir()}
+    info = run(_cfg(src, tmp_path / "out", workers=0, shards=1, eval_fraction=0.0))
+    assert info["counts"]["accepted"] == 2 and info["counts"]["rejected"] == 0

@@ -128,7 +128,7 @@ def _validate_image(data: bytes) -> tuple[int, int, str | None]:
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt, (w, h) = im.format, im.size
-            if fmt != "JPEG":
+            if fmt not in ("JPEG", "MPO"):  # MPO: a JPEG with extra frames appended (iPhones, 3D cameras)
                 return w, h, f"not_jpeg: {fmt} image"
             im.load()  # full decode; raises on truncated or corrupt entropy-coded data
     except UnidentifiedImageError:

@@ -225,13 +225,48 @@ class _CheckedArrayRecordSource:
 # ----------------------------------------------------------------------------------------------- crop batcher
 
 
-def decode_crops(image: bytes, offsets: Sequence[tuple[int, int]], crop: int) -> list[np.ndarray]:
-    """Full-resolution decode (Pillow, no draft/resize, EXIF orientation ignored) and `crop`-px RGB crops at the
-    given (top, left) offsets -> list of uint8 [crop, crop, 3]."""
+def _decode_rows(image: bytes, bottom: int):
+    """Pillow image of a JPEG with (at least) rows [0, bottom) decoded at full resolution.
+
+    A baseline JPEG is entropy-coded top to bottom, so decoding can stop after the MCU row holding `bottom - 1`:
+    a random crop needs on average half the rows, which halves decode time for one crop per image. The rows that
+    are decoded are exactly those of a full decode (same libjpeg-turbo decoder, stopped early). Anything else
+    (progressive JPEG, several tiles, other formats, any error) takes Pillow's full `load()`.
+    """
     from PIL import Image
 
-    with Image.open(io.BytesIO(image)) as im:
+    im = Image.open(io.BytesIO(image))
+    try:
+        tile = im.tile[0] if len(im.tile) == 1 else None
+        if (tile is not None and tile[0] == "jpeg" and im.format in ("JPEG", "MPO") and 0 < bottom < im.height
+                and not im.info.get("progressive") and not im.info.get("progression")):
+            im.load_prepare()
+            decoder = Image._getdecoder(im.mode, tile[0], tile[3], im.decoderconfig)
+            decoder.setimage(im.im, (0, 0, im.width, bottom))
+            try:
+                decoder.decode(image[tile[2]:])  # stops (with a "broken stream" code) once `bottom` rows are out
+            finally:
+                decoder.cleanup()
+            im.tile = []
+            return im
+    except Exception:  # noqa: BLE001 - any surprise: fall back to the plain full decode below
+        im = Image.open(io.BytesIO(image))
+    im.load()
+    return im
+
+
+def decode_crops(image: bytes, offsets: Sequence[tuple[int, int]], crop: int,
+                 partial: bool = True) -> list[np.ndarray]:
+    """`crop`-px RGB crops at the given (top, left) offsets of the image at native resolution (no draft, no
+    resize, EXIF orientation ignored) -> list of uint8 [crop, crop, 3]. `partial`: decode only the rows needed."""
+    from PIL import Image
+
+    if partial:
+        im = _decode_rows(image, max(t for t, _ in offsets) + crop)
+    else:
+        im = Image.open(io.BytesIO(image))
         im.load()
+    with im:
         out = []
         for top, left in offsets:
             region = im.crop((left, top, left + crop, top + crop))
@@ -303,7 +338,7 @@ class _CropBatchIterator(grain.DatasetIterator):
             targets = [(j, g + j) for j in range(self._K) if g + j >= min_batch]
             offsets = crop_offsets(self._seed, idx, r["width"], r["height"], self._C, self._K)
             try:
-                crops = decode_crops(r["image"], [offsets[j] for j, _ in targets], self._C)
+                crops = decode_crops(r["image"], [offsets[j] for j, _ in targets], self._C) if targets else []
             except (OSError, ValueError, SyntaxError) as e:  # validated at ingest, so rare: count, never fatal
                 if not self._replaying:
                     log.warning("%s: photo %s: JPEG decode failed: %s", self._ds.path, r["photo_id"], e)
