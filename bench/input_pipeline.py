@@ -134,7 +134,8 @@ def main(argv=None) -> int:
 
     result = {
         "benchmark": "input_pipeline",
-        "machine": {"cpu_count": os.cpu_count(), "note": "shared 2-core VM; other jobs may run concurrently"},
+        "machine": {"cpu_count": os.cpu_count(), "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+                    "note": "shared VM; other jobs may run concurrently (see load average): ratios are same-run"},
         "photos": {"count": len(jpegs), "mean_mp": round(float(np.mean(mp)), 2), "min_mp": round(min(mp), 2),
                    "max_mp": round(max(mp), 2), "source": "shared/data/photos_dev (metadata_extractor + digicam_cc0)"},
         "crop": args.crop,
