@@ -348,3 +348,21 @@ def test_iphone_mpo_jpegs_are_accepted(shared_data, tmp_path):
     assert "MPO" in {Image.open(p).format for p in src.iterdir()}
     info = run(_cfg(src, tmp_path / "out", workers=0, shards=1, eval_fraction=0.0))
     assert info["counts"]["accepted"] == 2 and info["counts"]["rejected"] == 0
+
+
+def test_verify_reports_clean_and_damaged_datasets(ingested, tmp_path, capsys):
+    from exif_jax.data.verify import main
+
+    out, info = ingested
+    assert main([str(out), "--quiet"]) == 0
+    assert "all records verified" in capsys.readouterr().out
+    damaged = tmp_path / "d"
+    shutil.copytree(out, damaged)
+    name = info["splits"]["train"]["shards"][0]
+    raw = bytearray((damaged / name).read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    (damaged / name).write_bytes(bytes(raw))
+    assert main([str(damaged), "--quiet"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(name in line and "CRC mismatch" in line for line in lines)
+    assert any(f"{name}: {info['splits']['train']['records_per_shard'][0] - 1} good records" in line for line in lines)

@@ -437,14 +437,14 @@ class _ExifBatchDataset(grain.IterDataset):
         self._worker = 1 + int(sl.start or 0)
 
     def _source(self) -> grain.IterDataset:
-        epochs = self.num_epochs if self.num_epochs is not None else _EPOCH_CAP
         if self.fmt == "array_record":
             ds = grain.MapDataset.source(_CheckedArrayRecordSource(self.files))
             if self.shuffle:
                 ds = ds.shuffle(seed=self.shuffle_seed)
-            ds = ds.repeat(epochs)  # reshuffled every epoch
+            ds = ds.repeat(self.num_epochs)  # None: forever; reshuffled every epoch
             return ds[self.process_slice][self._worker_slice].to_iter_dataset()
         n = len(self.files)
+        epochs = self.num_epochs if self.num_epochs is not None else min(_EPOCH_CAP, (1 << 62) // n)
         files = grain.MapDataset.range(0, n * epochs).map(_EpochFiles(self.files, self.seed, self.shuffle))
         files = files[self._worker_slice]
         ds = grain.experimental.InterleaveIterDataset(files, cycle_length=max(1, min(self.cycle_length, n)))
