@@ -1,8 +1,8 @@
 """Sharded training equals single-device training: 20 steps on 8 fake CPU devices (data-parallel mesh, FSDP mesh
 with GradCache accumulation) against the same 20 steps on a 1-device mesh, same global batch.
 
-Also: BatchNorm statistics are over the global batch (a tiny conv+BN tower double, 8 devices vs 1), and
-`build_train_step` compiles ahead of time from abstract inputs only.
+The 1-device reference runs the executable that `build_train_step(...)` lowers and compiles ahead of time from
+abstract inputs only. Also: BatchNorm statistics are over the global batch (a conv+BN tower double, 8 vs 1).
 """
 import jax
 import jax.numpy as jnp
@@ -44,12 +44,21 @@ def _batches(crop):
     return [out[i % 4] for i in range(STEPS)]
 
 
-def _run(config, devices, build_model=None):
+def _run(config, devices, build_model=None, aot=False):
     mesh = mesh_lib.make_mesh(config.mesh, devices=devices)
     with jax.set_mesh(mesh):
         spec = state_lib.state_spec(config, mesh, build_model)
         state = state_lib.init_state(config, mesh, spec, build_model)
         step = step_lib.jit_step(config, mesh, spec)
+        if aot:  # the compile command's path: build_train_step -> lower(abstract inputs) -> compile, no data
+            jitted, abstract_state, abstract_batch = step_lib.build_train_step(config, mesh, build_model)
+            assert abstract_batch["image"].shape == (B, config.data.crop, config.data.crop, 3)
+            assert jax.tree.structure(abstract_state) == jax.tree.structure(state)
+            assert all(isinstance(x, jax.ShapeDtypeStruct) and x.sharding is not None
+                       for x in jax.tree.leaves(abstract_state))
+            step = jitted.lower(abstract_state, abstract_batch).compile()
+            cost = step.cost_analysis()
+            assert (cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"] > 0
         bs = sharding.batch_sharding(mesh)
         losses = []
         for b in _batches(int(config.data.crop)):
@@ -67,7 +76,7 @@ def _rel(a, b):
 
 @pytest.fixture(scope="module")
 def single_device():
-    return _run(_config(data=1, fsdp=1), jax.devices()[:1])
+    return _run(_config(data=1, fsdp=1), jax.devices()[:1], aot=True)
 
 
 @pytest.mark.parametrize("mesh_kw,accum", [({"data": 8, "fsdp": 1}, 1), ({"data": 1, "fsdp": -1}, 2)],
@@ -124,16 +133,3 @@ def test_batchnorm_statistics_are_global():
     for k in p1:
         if k.endswith("mean") or k.endswith("var"):
             assert _rel(p8[k], p1[k]) < 1e-5, k
-
-
-def test_build_train_step_compiles_from_abstract_inputs():
-    c = _config(data=2, fsdp=4)
-    mesh = mesh_lib.make_mesh(c.mesh)
-    step, abstract_state, abstract_batch = step_lib.build_train_step(c, mesh)
-    assert abstract_batch["image"].shape == (B, c.data.crop, c.data.crop, 3)
-    assert all(isinstance(x, jax.ShapeDtypeStruct) and x.sharding is not None
-               for x in jax.tree.leaves(abstract_state))
-    compiled = step.lower(abstract_state, abstract_batch).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    assert cost["flops"] > 0

@@ -14,13 +14,17 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "exif_jax" / "assets" / "quickstart" / "photos"
-STEPS = 12
+STEPS = 9
 
 
-def _env(devices=2):
+def _env(devices=2, cache=None):
     env = dict(os.environ)
-    env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
-               PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    # -O0 backend: compiles twice as fast; every run of a comparison uses the same flags.
+    env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0",
+               JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    if cache:
+        env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     return env
 
 
@@ -51,8 +55,9 @@ def test_kill9_then_restart_equals_uninterrupted(dataset, tmp_path):
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "killed"
     ref = subprocess.Popen(_cmd(ref_dir, dataset), env=_env(), cwd=REPO, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
-    kill_at = random.Random(os.getpid()).randint(4, STEPS - 2)
-    victim = subprocess.Popen(_cmd(run_dir, dataset), env=_env(), cwd=REPO, stdout=subprocess.PIPE,
+    kill_at = random.Random(os.getpid()).randint(4, STEPS - 2)  # checkpoints at 3, 6, 9
+    cache = tmp_path / "jax_cache"  # the restart reuses the killed run's compiled step
+    victim = subprocess.Popen(_cmd(run_dir, dataset), env=_env(cache=cache), cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     seen = []
     for line in victim.stdout:
@@ -63,7 +68,7 @@ def test_kill9_then_restart_equals_uninterrupted(dataset, tmp_path):
     victim.wait(timeout=300)
     assert victim.returncode == -signal.SIGKILL, "".join(seen[-20:])
     assert max(_losses(run_dir)) == kill_at
-    restart = subprocess.run(_cmd(run_dir, dataset), env=_env(), cwd=REPO, capture_output=True, text=True,
+    restart = subprocess.run(_cmd(run_dir, dataset), env=_env(cache=cache), cwd=REPO, capture_output=True, text=True,
                              timeout=300)
     assert restart.returncode == 0, restart.stdout[-2000:] + restart.stderr[-2000:]
     assert "resumed from step" in restart.stdout
