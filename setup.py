@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "numpy==2.4.6",
     "pillow==13.0.0",
     "ExifRead==3.5.1",
+    "google-crc32c==1.9.0",
     "protobuf==7.36.2",
     "tensorboardX==2.6.5",
     "opencv-python-headless==5.0.0.93",
