@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", choices=("casia_1", "casia_2", "folder"), default="casia_2")
     p.add_argument("--data-root", help="manipulated task: dataset root")
     p.add_argument("--patches", type=int, default=16, help="random crops per photo")
-    p.add_argument("--patch-size", type=int, default=124)
+    p.add_argument("--patch-size", type=int, default=None, help="crop size (default: the model's config.image_size)")
     p.add_argument("--test-fraction", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
@@ -194,10 +194,12 @@ def main(argv=None) -> int:
         return 2
 
     import exif_jax
-    from exif_jax.splice.embed import model_embed_fn
+    from exif_jax.splice.embed import model_embed_fn, model_patch_size
 
-    embed = model_embed_fn(exif_jax.load(args.weights), args.batch_size)
-    feats, labels, used, skipped = extract(items, embed, args.patches, args.patch_size, args.seed)
+    model = exif_jax.load(args.weights)
+    embed = model_embed_fn(model, args.batch_size)
+    feats, labels, used, skipped = extract(items, embed, args.patches, args.patch_size or model_patch_size(model),
+                                           args.seed)
     res = fit_probe(feats, labels, test_fraction=args.test_fraction, seed=args.seed,
                     aggregate="patches" if args.task == "camera" else "mean")
     res.update(task=args.task, weights=str(args.weights), items=used, skipped=skipped)

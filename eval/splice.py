@@ -80,6 +80,28 @@ def evaluate(samples, embed_fn, out_dir=None, *, heatmaps: bool = True, seed: in
             "records": records, "skipped": skipped}
 
 
+def synthetic_localization(weights, out_dir, *, n: int = 12, seed: int = 0, photos=None, size=(568, 757),
+                           log=print, **splice_kwargs) -> dict:
+    """Generate `n` synthetic cross-camera splices (eval.synthetic) and evaluate `weights` on them.
+
+    `weights`: anything `exif_jax.load` takes, or an already loaded `ExifModel`. Returns
+    `{"pmap": model p-mAP, "random_pmap": random-map p-mAP, "model": summary, "random": summary}`.
+    """
+    import exif_jax
+    from eval import synthetic
+    from exif_jax.splice.embed import model_embed_fn, model_patch_size
+
+    out_dir = pathlib.Path(out_dir)
+    data = synthetic.generate(out_dir / "synthetic_data", n, photos=photos or synthetic.DEFAULT_PHOTOS, size=size,
+                              seed=seed, log=lambda m: None)
+    model = exif_jax.load(weights) if isinstance(weights, (str, pathlib.Path)) else weights
+    splice_kwargs.setdefault("patch", model_patch_size(model))
+    res = evaluate(datasets.get_dataset("folder", data), model_embed_fn(model), out_dir, seed=seed, log=log,
+                   **splice_kwargs)
+    return {"pmap": res["model"]["pmap"], "random_pmap": res["random"]["pmap"], "model": res["model"],
+            "random": res["random"], "skipped": res["skipped"]}
+
+
 COLUMNS = [("images", "images"), ("pmap", "p-mAP"), ("ciou", "cIoU"), ("mcc", "MCC"), ("f1", "F1"),
            ("mcc@0.5", "MCC@0.5"), ("f1@0.5", "F1@0.5"), ("det_ap", "det AP"), ("det_auc", "det AUC")]
 
@@ -97,8 +119,10 @@ def markdown_table(rows: dict[str, dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.splice", description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", required=True, choices=sorted(datasets.DATASETS))
-    p.add_argument("--data-root", required=True)
+    p.add_argument("--dataset", required=True, choices=sorted(datasets.DATASETS) + ["synthetic"],
+                   help="'synthetic' generates cross-camera splices into OUT/synthetic_data first")
+    p.add_argument("--data-root", help="dataset root (for 'synthetic': photo folder, default ../shared/data/photos_dev)")
+    p.add_argument("--synthetic-n", type=int, default=12, help="images to generate for --dataset synthetic")
     p.add_argument("--weights", required=True, help="trainer workdir, exported .safetensors, or original .pth")
     p.add_argument("--out", required=True)
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (0 = all)")
@@ -107,19 +131,29 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-heatmaps", action="store_true")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-map baseline")
-    p.add_argument("--patch", type=int, default=124, help="patch size (the model's training crop)")
+    p.add_argument("--patch", type=int, default=None, help="patch size (default: the model's config.image_size)")
     p.add_argument("--num-per-dim", type=int, default=30, help="patch steps along the long side")
     args = p.parse_args(argv)
     try:
-        samples = datasets.get_dataset(args.dataset, args.data_root)
-    except datasets.DatasetError as e:
+        if args.dataset == "synthetic":
+            from eval import synthetic
+
+            root = synthetic.generate(pathlib.Path(args.out) / "synthetic_data", args.synthetic_n,
+                                      photos=[args.data_root] if args.data_root else synthetic.DEFAULT_PHOTOS,
+                                      seed=args.seed, log=lambda m: None)
+            samples = datasets.get_dataset("folder", root)
+        elif not args.data_root:
+            raise datasets.DatasetError(f"--data-root is required for --dataset {args.dataset}")
+        else:
+            samples = datasets.get_dataset(args.dataset, args.data_root)
+    except (datasets.DatasetError, FileNotFoundError, ValueError) as e:
         print(f"eval.splice: {e}", file=sys.stderr)
         return 2
     if args.limit:
         samples = samples[: args.limit]
 
     import exif_jax
-    from exif_jax.splice.embed import model_embed_fn
+    from exif_jax.splice.embed import model_embed_fn, model_patch_size
 
     try:
         model = exif_jax.load(args.weights)
@@ -132,7 +166,7 @@ def main(argv=None) -> int:
           f"({sum(s.label for s in samples)} manipulated) from {args.data_root}", flush=True)
     res = evaluate(samples, model_embed_fn(model, args.batch_size, invert=args.legacy_invert), out,
                    heatmaps=not args.no_heatmaps, seed=args.seed, ms_mode=args.ms_mode,
-                   patch=args.patch, num_per_dim=args.num_per_dim,
+                   patch=args.patch or model_patch_size(model), num_per_dim=args.num_per_dim,
                    log=lambda m: print(m, flush=True))
     summary = {"dataset": args.dataset, "data_root": str(args.data_root), "weights": str(args.weights),
                "legacy_invert": args.legacy_invert, "ms_mode": args.ms_mode,

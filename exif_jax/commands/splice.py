@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="sequential = the original's in-place mean shift (default); parallel = faster, different")
     p.add_argument("--ms-dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--batch-size", type=int, default=64, help="patches per encoder call (fixed, last padded)")
-    p.add_argument("--patch", type=int, default=124)
+    p.add_argument("--patch", type=int, default=None,
+                   help="patch size (default: the model's training crop, config.image_size; 124 for the paper model)")
     p.add_argument("--num-per-dim", type=int, default=30)
     p.add_argument("--seed", type=int, default=0, help="seed of the normalized-cuts clustering")
     return p
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
 
     import exif_jax
     from exif_jax.splice import io as sio
-    from exif_jax.splice.embed import model_embed_fn
+    from exif_jax.splice.embed import model_embed_fn, model_patch_size
     from exif_jax.splice.grid import GridError
     from exif_jax.splice.pipeline import localize
 
@@ -81,6 +82,7 @@ def main(argv=None) -> int:
         print(f"exif-jax splice: cannot load weights {args.weights}: {e}", file=sys.stderr)
         return 2
     embed = model_embed_fn(model, batch_size=args.batch_size, invert=args.legacy_invert)
+    patch = args.patch or model_patch_size(model)
 
     failed = 0
     t_start = time.perf_counter()
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             try:
                 image = sio.load_image(path)
-                res = localize(image, embed, patch=args.patch, num_per_dim=args.num_per_dim, source=str(path),
+                res = localize(image, embed, patch=patch, num_per_dim=args.num_per_dim, source=str(path),
                                ms_mode=args.ms_mode, ms_dtype=args.ms_dtype, ncuts=args.ncuts, seed=args.seed)
             except (sio.ImageError, GridError) as e:
                 failed += 1

@@ -38,3 +38,12 @@ def model_embed_fn(model, batch_size: int = 64, invert: bool = False) -> EmbedFn
     if invert:
         return lambda patches: embed(legacy_invert(patches))
     return embed
+
+
+def model_patch_size(model, default: int = 124) -> int:
+    """The crop size a loaded model was trained on (`config.image_size`; ViTs accept only that size)."""
+    cfg = getattr(model, "config", None)
+    try:
+        return int(cfg.image_size)
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return default
