@@ -58,8 +58,12 @@ def test_vit_hf_export_loads_in_transformers(shared_data, tmp_path, act):
     cfg = tiny_model_config("vit", **{"vit.act": act, "text_projection": True, "embed_dim": 48})
     model = ExifModel(build_model(cfg, nnx.Rngs(3)), cfg)
     export_hf(model.model, cfg, tmp_path / "hf")
-    vision = CLIPVisionModelWithProjection.from_pretrained(tmp_path / "hf" / "vision").eval()
-    text = DistilBertModel.from_pretrained(tmp_path / "hf" / "text").eval()
+    vision, info_v = CLIPVisionModelWithProjection.from_pretrained(tmp_path / "hf" / "vision",
+                                                                   output_loading_info=True)
+    text, info_t = DistilBertModel.from_pretrained(tmp_path / "hf" / "text", output_loading_info=True)
+    for info in (info_v, info_t):  # strict: every key used, none left at random init
+        assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    vision.eval()
     assert vision.config.hidden_act == act and vision.config.projection_dim == 48
     x = patches(shared_data, 32)
     with torch.no_grad():
@@ -100,7 +104,7 @@ def test_safetensors_scan_and_unscanned_share_format(tmp_path):
     assert isinstance(flat.model.transformer.transformer.layer, nnx.List)
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    ref = ExifModel(scanned, cfg)
+    ref = ExifModel(scanned, cfg, batch_size=2)  # 3 images: one full batch + one padded batch
     np.testing.assert_allclose(flat.encode_images(imgs), ref.encode_images(imgs), atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(flat.encode_texts(TEXTS), ref.encode_texts(TEXTS), atol=2e-5, rtol=1e-5)
     assert_same_state(scanned, exif_jax.load(path).model)

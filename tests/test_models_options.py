@@ -1,0 +1,140 @@
+"""Model switches against the plain fp32 model: bf16 compute (fp32 params), remat, scan over layers (forward and
+gradients), ViT mean pooling and crop sizes, named sizes; DistilBERT tower vs transformers with padding."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+from exif_jax.convert import load_torch_state, to_torch_state
+from exif_jax.convert.torch_reference import distilbert_config, masked_mean
+from exif_jax.models import build_model, configs, tiny_model_config
+
+
+def inputs(cfg, b=2, length=12, seed=0):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    size = cfg.image_size if cfg.image_tower == "vit" else 40
+    imgs = jax.random.normal(k1, (b, size, size, 3))
+    ids = jax.random.randint(k2, (b, length), 1000, 2000)
+    mask = jnp.asarray(np.arange(length)[None] < np.array([length, length // 2])[:b, None], jnp.int32)
+    return imgs, ids, mask
+
+
+def copy_of(cfg, source_model, **overrides):
+    """A model built with `cfg` + `overrides` holding the same weights as `source_model`."""
+    flat = {**flatten(cfg), **overrides}
+    other = tiny_model_config(flat.pop("image_tower"), **flat)
+    model = build_model(other, nnx.Rngs(99))
+    load_torch_state(model, to_torch_state(source_model), "<memory>")
+    return model
+
+
+def flatten(cfg, prefix=""):
+    out = {}
+    for k, v in cfg.items():
+        if hasattr(v, "items"):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def grads_in_torch_layout(model, batch):
+    """(loss, gradients keyed like the torch state dict: scanned and unscanned layouts compare key by key)."""
+
+    @nnx.jit
+    def f(m):
+        return nnx.value_and_grad(lambda m: m.loss(*m(*batch, train=True)))(m)
+
+    loss, grads = f(model)
+    holder = nnx.clone(model)
+    nnx.update(holder, grads)  # the gradient tree has the model's structure: reuse the key mapping
+    state = to_torch_state(holder)
+    return float(loss), {k: v for k, v in state.items() if "running_" not in k and "num_batches" not in k}
+
+
+def test_scan_and_remat_give_same_loss_and_grads():
+    """ViT + DistilBERT with both transformer stacks scanned and rematerialised vs the plain python loop."""
+    cfg = tiny_model_config("vit")
+    base = build_model(cfg, nnx.Rngs(0))
+    batch = inputs(cfg)
+    ref_loss, ref = grads_in_torch_layout(nnx.clone(base), batch)
+    loss, got = grads_in_torch_layout(copy_of(cfg, base, scan_layers=True, remat=True), batch)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    assert got.keys() == ref.keys()
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], atol=1e-6, rtol=2e-4, err_msg=k)
+
+
+def test_bf16_compute_keeps_fp32_params_and_is_close():
+    cfg = tiny_model_config("vit")
+    base = build_model(cfg, nnx.Rngs(0))
+    bf = copy_of(cfg, base, dtype="bfloat16")
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(nnx.state(bf, nnx.Param)))
+    batch = inputs(cfg)
+    fwd = nnx.jit(lambda m, *b: m(*b))
+    ref = fwd(base, *batch)
+    out = fwd(bf, *batch)
+    for r, o in zip(ref, out):
+        assert o.dtype == jnp.bfloat16
+        rel = np.max(np.abs(np.asarray(o, np.float32) - np.asarray(r))) / np.max(np.linalg.norm(r, axis=-1))
+        assert rel < 3e-2
+
+
+def test_vit_mean_pool_and_crop_sizes():
+    cfg = tiny_model_config("vit", image_size=48, **{"vit.variant": "mu/16", "vit.pool": "mean"})
+    m = build_model(cfg, nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(0), (2, 48, 48, 3))
+    h, emb = nnx.jit(lambda m, x: (m.visual.tokens(x), m.encode_image(x)))(m, x)
+    assert h.shape == (2, 1 + 9, 64)
+    manual = m.visual.visual_projection(m.visual.post_layernorm(h[:, 1:].mean(axis=1)))
+    np.testing.assert_allclose(emb, manual, atol=1e-5, rtol=1e-5)
+    for size, patch in [(64, 32), (40, 8), (124, 4)]:
+        c = tiny_model_config("vit", image_size=size, **{"vit.variant": f"mu/{patch}"})
+        out = nnx.eval_shape(lambda c=c, size=size: build_model(c, nnx.Rngs(0)).encode_image(
+            jnp.zeros((2, size, size, 3))))
+        assert out.shape == (2, 64)
+    with pytest.raises(ValueError, match="not divisible by the ViT patch size 16"):
+        build_model(tiny_model_config("vit", image_size=40, **{"vit.variant": "mu/16"}), nnx.Rngs(0))
+
+
+def test_named_sizes():
+    assert configs.decode_vit("B/16") == configs.VitSize(768, 12, 12, 3072, 16)
+    assert configs.decode_vit("Ti/32") == configs.VitSize(192, 12, 3, 768, 32)
+    assert configs.decode_vit("S/16").heads == 6
+    with pytest.raises(ValueError, match="unknown ViT variant 'X/16'"):
+        configs.decode_vit("X/16")
+    base = configs.get_model_config()
+    assert configs.decode_text(base.text) == configs.TextSize(768, 6, 12, 3072)
+    base.text.n_layers = 3
+    assert configs.decode_text(base.text).n_layers == 3
+    abstract = nnx.eval_shape(lambda: build_model(configs.get_model_config("vit", **{"vit.variant": "Ti/16",
+                                                                                     "image_size": 128}),
+                                                  nnx.Rngs(0)))
+    assert abstract.visual.embeddings.position_embedding.embedding.get_value().shape == (65, 192)
+
+
+def test_distilbert_tower_matches_transformers_with_padding():
+    from transformers import DistilBertModel
+
+    cfg = tiny_model_config("vit", **{"text.n_layers": 3})
+    torch.manual_seed(0)
+    ref = DistilBertModel(distilbert_config(dim=64, n_layers=3, n_heads=2, hidden_dim=128)).eval()
+    model = build_model(cfg, nnx.Rngs(0))
+    state = to_torch_state(model)
+    state.update({"transformer." + k: v.numpy() for k, v in ref.state_dict().items()})
+    load_torch_state(model, state, "<torch>")
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 20000, (3, 20))
+    mask = (np.arange(20)[None] < np.array([[20], [7], [1]])).astype(np.int64)
+    with torch.no_grad():
+        hidden = ref(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))[0]
+        want = masked_mean(hidden, torch.from_numpy(mask)).numpy()
+    enc = nnx.jit(lambda m, i, k: m.encode_text(i, k))
+    got = np.asarray(enc(model, jnp.asarray(ids), jnp.asarray(mask)))
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)
+    # Extra padding does not change the pooled embedding.
+    pad_ids = np.concatenate([ids, np.zeros((3, 44), ids.dtype)], 1)
+    pad_mask = np.concatenate([mask, np.zeros((3, 44), mask.dtype)], 1)
+    np.testing.assert_allclose(enc(model, jnp.asarray(pad_ids), jnp.asarray(pad_mask)), got, atol=1e-5)
