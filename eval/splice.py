@@ -128,6 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (0 = all)")
     p.add_argument("--legacy-invert", action="store_true", help="the original evaluator's inverted-input quirk")
     p.add_argument("--ms-mode", choices=("sequential", "parallel"), default="sequential")
+    p.add_argument("--ms-neighbours", choices=("current", "initial"), default="current",
+                   help="initial = the released PyTorch code's effective mean shift (see exif_jax.splice.meanshift)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-heatmaps", action="store_true")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-map baseline")
@@ -158,7 +160,8 @@ def main(argv=None) -> int:
     try:
         model = exif_jax.load(args.weights)
     except (OSError, ValueError, KeyError) as e:
-        print(f"eval.splice: cannot load weights {args.weights}: {e}", file=sys.stderr)
+        msg = str(e) if str(args.weights) in str(e) else f"{args.weights}: {e}"
+        print(f"eval.splice: cannot load weights: {msg}", file=sys.stderr)
         return 2
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,10 +169,11 @@ def main(argv=None) -> int:
           f"({sum(s.label for s in samples)} manipulated) from {args.data_root}", flush=True)
     res = evaluate(samples, model_embed_fn(model, args.batch_size, invert=args.legacy_invert), out,
                    heatmaps=not args.no_heatmaps, seed=args.seed, ms_mode=args.ms_mode,
+                   ms_neighbours=args.ms_neighbours,
                    patch=args.patch or model_patch_size(model), num_per_dim=args.num_per_dim,
                    log=lambda m: print(m, flush=True))
     summary = {"dataset": args.dataset, "data_root": str(args.data_root), "weights": str(args.weights),
-               "legacy_invert": args.legacy_invert, "ms_mode": args.ms_mode,
+               "legacy_invert": args.legacy_invert, "ms_mode": args.ms_mode, "ms_neighbours": args.ms_neighbours,
                "model": res["model"], "random_map": res["random"], "skipped": res["skipped"]}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = markdown_table({pathlib.Path(args.weights).name or "model": res["model"], "random map": res["random"]})

@@ -126,3 +126,21 @@ def test_probe_command_on_real_photos(tmp_path, shared_data, monkeypatch):
     assert res["dropped_classes"] == ["nikon"]
     assert res["test_items"] == 3 and 0 <= res["accuracy"] <= 1
     assert Image.open(out / "confusion.png").size[0] > 50
+
+
+def test_probe_manipulated_task_on_casia_layout(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        (tmp_path / "Au").mkdir(exist_ok=True)
+        (tmp_path / "Tp").mkdir(exist_ok=True)
+        Image.fromarray(rng.normal(128, 10, (130, 140, 3)).clip(0, 255).astype(np.uint8)).save(tmp_path / "Au" / f"a{i}.png")
+        tp = rng.normal(128, 10, (130, 140, 3))
+        tp[:, 30:120] = rng.normal(60, 40, (130, 90, 3))
+        Image.fromarray(tp.clip(0, 255).astype(np.uint8)).save(tmp_path / "Tp" / f"t{i}.png")
+    monkeypatch.setattr(exif_jax, "load", lambda w, **kw: FakeModel())
+    out = tmp_path / "probe"
+    assert probe.main(["--task", "manipulated", "--dataset", "casia_2", "--data-root", str(tmp_path), "--weights",
+                       "fake", "--out", str(out), "--patches", "4", "--test-fraction", "0.5"]) == 0
+    res = json.loads((out / "probe.json").read_text())
+    assert res["classes"] == ["authentic", "manipulated"] and res["test_items"] == 6
+    assert res["accuracy"] == 1.0

@@ -88,3 +88,20 @@ def test_cli_legacy_invert(tmp_path, fake_model):
     assert rec["legacy_invert"] is True
     assert rec["score"] == pytest.approx(detection_score(
         ref_volume(colour_stats(legacy_invert(patches)).astype(np.float64), g.hi, g.wi, 124, g.stride)), abs=1e-6)
+
+
+def test_load_image_16bit_and_grey(tmp_path):
+    import cv2
+
+    from exif_jax.splice import load_image
+
+    rgb16 = (np.random.default_rng(0).random((30, 40, 3)) * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "rgb16.tif"), rgb16[:, :, ::-1])
+    np.testing.assert_allclose(load_image(tmp_path / "rgb16.tif"), rgb16 / 257.0, atol=1.0)
+    grey16 = (np.arange(30 * 40).reshape(30, 40) * 50).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "grey16.png"), grey16)
+    out = load_image(tmp_path / "grey16.png")
+    assert out.shape == (30, 40, 3)
+    np.testing.assert_allclose(out[:, :, 1], grey16 / 257.0, atol=1.0)
+    Image.fromarray(np.full((5, 6), 77, np.uint8), "L").save(tmp_path / "g.png")
+    assert (load_image(tmp_path / "g.png") == 77).all()

@@ -136,6 +136,15 @@ def test_in_place_tree_semantics_matter():
     assert np.abs(ours - stale).max() > 1e-3
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_initial_neighbours_option_matches_tree_on_copy(seed):
+    """`neighbours="initial"` = the released code as it runs (float32 maps -> cKDTree holds a float64 copy)."""
+    g = patch_grid(96, 128, 32, 8)
+    x = ref_volume(spliced_features(g, seed).astype(np.float64), g.hi, g.wi, g.patch, g.stride).reshape(g.num_cells, -1)
+    want = ref_mean_shift(x, (g.hc, g.wc), tree_on_copy=True)
+    np.testing.assert_allclose(mean_shift(x, g.hc, g.wc, neighbours="initial"), want, rtol=0, atol=1e-5)
+
+
 def test_parallel_mode_is_jacobi_mean_shift():
     g = patch_grid(96, 128, 32, 8)
     x = np.asarray(consistency_volume(spliced_features(g, 4), g))

@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ms-mode", choices=("sequential", "parallel"), default="sequential",
                    help="sequential = the original's in-place mean shift (default); parallel = faster, different")
     p.add_argument("--ms-dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--ms-neighbours", choices=("current", "initial"), default="current",
+                   help="initial = what the released PyTorch code computes (its float32 maps make cKDTree copy "
+                        "the rows, so neighbours come from the initial rows)")
     p.add_argument("--batch-size", type=int, default=64, help="patches per encoder call (fixed, last padded)")
     p.add_argument("--patch", type=int, default=None,
                    help="patch size (default: the model's training crop, config.image_size; 124 for the paper model)")
@@ -79,7 +82,8 @@ def main(argv=None) -> int:
     try:
         model = exif_jax.load(args.weights)
     except (OSError, ValueError, KeyError) as e:
-        print(f"exif-jax splice: cannot load weights {args.weights}: {e}", file=sys.stderr)
+        msg = str(e) if str(args.weights) in str(e) else f"{args.weights}: {e}"
+        print(f"exif-jax splice: cannot load weights: {msg}", file=sys.stderr)
         return 2
     embed = model_embed_fn(model, batch_size=args.batch_size, invert=args.legacy_invert)
     patch = args.patch or model_patch_size(model)
@@ -92,7 +96,8 @@ def main(argv=None) -> int:
             try:
                 image = sio.load_image(path)
                 res = localize(image, embed, patch=patch, num_per_dim=args.num_per_dim, source=str(path),
-                               ms_mode=args.ms_mode, ms_dtype=args.ms_dtype, ncuts=args.ncuts, seed=args.seed)
+                               ms_mode=args.ms_mode, ms_dtype=args.ms_dtype,
+                               ms_neighbours=args.ms_neighbours, ncuts=args.ncuts, seed=args.seed)
             except (sio.ImageError, GridError) as e:
                 failed += 1
                 print(f"[{k}/{len(paths)}] skipped: {e}", file=sys.stderr)

@@ -29,10 +29,30 @@ def load_image(path) -> np.ndarray:
                 return np.repeat(arr[:, :, None], 3, axis=2)
             arr = np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+        arr = _read_with_opencv(path)  # e.g. 48-bit RGB TIFF, which Pillow does not decode
+        if arr is None:
+            raise ImageError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ImageError(f"{path}: unexpected decoded layout {arr.shape} {arr.dtype}")
     return np.ascontiguousarray(arr)
+
+
+def _read_with_opencv(path: pathlib.Path):
+    import cv2
+
+    data = np.fromfile(str(path), np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    if img is None:
+        return None
+    if img.dtype == np.uint16:
+        img = np.clip(np.rint(img.astype(np.float64) * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        return None
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.shape[2] == 4:
+        img = img[:, :, :3]
+    return np.ascontiguousarray(img[:, :, ::-1]) if img.shape[2] == 3 else None
 
 
 def colorize(score_map: np.ndarray) -> np.ndarray:

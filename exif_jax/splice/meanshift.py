@@ -27,6 +27,7 @@ WINDOW = 10  # percentile of pairwise distances used as the radius
 TIE_RTOL = 1e-12
 ITERS = 5
 MODES = ("sequential", "parallel")
+NEIGHBOURS = ("current", "initial")
 
 
 def _sq_dists(x):
@@ -57,6 +58,29 @@ def _sequential(x, eps2, iters):
     return jax.lax.fori_loop(0, iters * m, body, x)
 
 
+@functools.partial(jax.jit, static_argnames=("iters",), donate_argnums=(0,))
+def _sequential_initial(x, x0, eps2, iters):
+    """As `_sequential`, but neighbours are looked up among the INITIAL rows `x0` (a KD-tree over a copy)."""
+    m = x.shape[0]
+
+    def body(t, x):
+        i = t % m
+        xi = jax.lax.dynamic_index_in_dim(x, i, axis=0, keepdims=False)
+        w = (jnp.sum(jnp.square(x0 - xi[None, :]), axis=1) <= eps2).astype(x.dtype)
+        new = (w @ x) / jnp.sum(w)
+        return jax.lax.dynamic_update_index_in_dim(x, new, i, axis=0)
+
+    return jax.lax.fori_loop(0, iters * m, body, x)
+
+
+@jax.jit
+def _mode_map_initial(x, x0, eps2):
+    count = jnp.sum(jax.lax.map(lambda xi: jnp.sum(jnp.square(x0 - xi[None, :]), axis=1), x, batch_size=8) <= eps2,
+                    axis=1)
+    sel = (count == jnp.max(count)).astype(x.dtype)
+    return (sel @ x) / jnp.sum(sel)
+
+
 @functools.partial(jax.jit, static_argnames=("iters",))
 def _parallel(x, d2, eps2, iters):
     def body(_, carry):
@@ -81,14 +105,22 @@ def percentile_radius(d2: np.ndarray, window: float = WINDOW) -> float:
 
 
 def mean_shift(volume, hc: int, wc: int, window: float = WINDOW, iters: int = ITERS,
-               mode: str = "sequential", dtype: str = "float64") -> np.ndarray:
+               mode: str = "sequential", dtype: str = "float64", neighbours: str = "current") -> np.ndarray:
     """`[M, M]` consistency volume -> `(hc, wc)` float32 response map (before resizing to the image).
+
+    `neighbours="initial"` reproduces what the released PyTorch code computes in practice: its maps are float32,
+    so `cKDTree` converts them to a float64 COPY and every neighbour search (and the final count) runs against
+    the initial rows, while the means still average the current rows. `"current"` (default) is the specified
+    in-place semantics.
 
     `dtype="float32"` trades exactness of the neighbour tests (borderline rows may flip) for speed and for
     accelerators without float64 (TPU).
     """
     if mode not in MODES:
         raise ValueError(f"mean-shift mode {mode!r}: expected one of {MODES}")
+    if neighbours not in NEIGHBOURS or (neighbours == "initial" and mode != "sequential"):
+        raise ValueError(f"mean-shift neighbours {neighbours!r}: expected one of {NEIGHBOURS} "
+                         "('initial' only with mode='sequential')")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"mean-shift dtype {dtype!r}: expected float64 or float32")
     with jax.enable_x64(dtype == "float64"):
@@ -98,6 +130,10 @@ def mean_shift(volume, hc: int, wc: int, window: float = WINDOW, iters: int = IT
         d2 = _direct_sq_dists(x)
         eps = percentile_radius(jax.device_get(d2), window) * (1.0 + TIE_RTOL)
         eps2 = jnp.asarray(eps, dtype) * jnp.asarray(eps, dtype)
+        if neighbours == "initial":
+            xs = _sequential_initial(jnp.array(x, copy=True), x, eps2, iters)
+            out = _mode_map_initial(xs, x, eps2)
+            return np.asarray(out, np.float64).reshape(hc, wc).astype(np.float32)
         if mode == "sequential":
             x = _sequential(jnp.array(x, copy=True), eps2, iters)
         else:

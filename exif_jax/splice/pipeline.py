@@ -36,13 +36,14 @@ def resize_bilinear(cells: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def localize_embeddings(features: np.ndarray, grid: grid_lib.PatchGrid, *, window: float = WINDOW,
                         iters: int = ITERS, ms_mode: str = "sequential", ms_dtype: str = "float64",
-                        ncuts: bool = False, seed: int = 0) -> SpliceResult:
+                        ms_neighbours: str = "current", ncuts: bool = False, seed: int = 0) -> SpliceResult:
     """The post-embedding part: volume, score, mean-shift cells + heatmap, optional ncuts."""
     t0 = time.perf_counter()
     volume = consistency_volume(features, grid)
     score = detection_score(volume)
     t1 = time.perf_counter()
-    cells = mean_shift(volume, grid.hc, grid.wc, window=window, iters=iters, mode=ms_mode, dtype=ms_dtype)
+    cells = mean_shift(volume, grid.hc, grid.wc, window=window, iters=iters, mode=ms_mode, dtype=ms_dtype,
+                       neighbours=ms_neighbours)
     heat = resize_bilinear(cells, grid.height, grid.width)
     t2 = time.perf_counter()
     timings = {"voting_s": t1 - t0, "mean_shift_s": t2 - t1}
