@@ -8,7 +8,7 @@ from PIL import Image
 import exif_jax
 from exif_jax.commands import splice as cmd
 from exif_jax.splice import detection_score, legacy_invert, patch_grid
-from tests.test_splice_core import ref_volume
+from test_splice_core import ref_volume  # tests/ is on sys.path (pytest rootdir-less import mode)
 
 
 def colour_stats(x):

@@ -218,3 +218,16 @@ def test_localize_uses_embed_fn_on_patches():
     assert res.embeddings.shape == (g.num_patches, 3)
     assert np.isfinite(res.heatmap).all() and res.heatmap.shape == (96, 128)
     assert np.isclose(res.score, detection_score(consistency_volume(res.embeddings, g)))
+
+
+def test_one_compilation_serves_nearby_sizes():
+    from exif_jax.splice import meanshift
+
+    rng = np.random.default_rng(0)
+    before = meanshift._sequential._cache_size()
+    for hc, wc in [(7, 9), (8, 8), (6, 10)]:  # M = 63, 64, 60: one padded size (64)
+        x = rng.random((hc * wc, hc * wc))
+        got = mean_shift(x, hc, wc)
+        want = ref_mean_shift(x, (hc, wc))
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert meanshift._sequential._cache_size() - before <= 1

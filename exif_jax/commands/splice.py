@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ncuts", action="store_true", help="also write the two-cluster normalized-cuts map")
     p.add_argument("--ms-mode", choices=("sequential", "parallel"), default="sequential",
                    help="sequential = the original's in-place mean shift (default); parallel = faster, different")
-    p.add_argument("--ms-dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--ms-dtype", choices=("auto", "float64", "float32"), default="auto",
+                   help="auto = float64 (exact neighbour tests) except on TPU, which has no float64")
     p.add_argument("--ms-neighbours", choices=("current", "initial"), default="current",
                    help="initial = what the released PyTorch code computes (its float32 maps make cKDTree copy "
                         "the rows, so neighbours come from the initial rows)")

@@ -30,11 +30,24 @@ MODES = ("sequential", "parallel")
 NEIGHBOURS = ("current", "initial")
 
 
+PAD_MULTIPLE = 64  # rows are padded to a multiple of this: one compilation serves many image sizes
+FAR = 1e6  # padded rows sit this far from every real row, so they are never neighbours
+
+
 def _sq_dists(x):
     sq = jnp.sum(x * x, axis=1)
     d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
     d2 = jnp.maximum(d2, 0.0)
     return d2.at[jnp.diag_indices(x.shape[0])].set(0.0)
+
+
+@functools.partial(jax.jit, static_argnames=("mp",))
+def _pad(x, mp):
+    m = x.shape[0]
+    xp = jnp.zeros((mp, mp), x.dtype).at[:m, :m].set(x)
+    if mp > m:
+        xp = xp.at[m:, m].set(FAR)
+    return xp
 
 
 @jax.jit
@@ -43,15 +56,14 @@ def _direct_sq_dists(x):
     return jax.lax.map(lambda xi: jnp.sum(jnp.square(x - xi[None, :]), axis=1), x, batch_size=8)
 
 
-@functools.partial(jax.jit, static_argnames=("iters",), donate_argnums=(0,))
-def _sequential(x, eps2, iters):
-    m = x.shape[0]
+def _scan(x, x_ref, m, eps2, iters):
+    """Rows 0..m-1 in order, `iters` passes; neighbours among `x_ref(x)` rows (current or initial)."""
 
     def body(t, x):
         i = t % m
         xi = jax.lax.dynamic_index_in_dim(x, i, axis=0, keepdims=False)
-        d2 = jnp.sum(jnp.square(x - xi[None, :]), axis=1)  # current rows, direct differences (as the KD-tree)
-        w = (d2 <= eps2).astype(x.dtype)
+        ref = x_ref(x)
+        w = (jnp.sum(jnp.square(ref - xi[None, :]), axis=1) <= eps2).astype(x.dtype)  # direct differences
         new = (w @ x) / jnp.sum(w)
         return jax.lax.dynamic_update_index_in_dim(x, new, i, axis=0)
 
@@ -59,26 +71,14 @@ def _sequential(x, eps2, iters):
 
 
 @functools.partial(jax.jit, static_argnames=("iters",), donate_argnums=(0,))
-def _sequential_initial(x, x0, eps2, iters):
+def _sequential(x, m, eps2, iters):
+    return _scan(x, lambda cur: cur, m, eps2, iters)
+
+
+@functools.partial(jax.jit, static_argnames=("iters",), donate_argnums=(0,))
+def _sequential_initial(x, x0, m, eps2, iters):
     """As `_sequential`, but neighbours are looked up among the INITIAL rows `x0` (a KD-tree over a copy)."""
-    m = x.shape[0]
-
-    def body(t, x):
-        i = t % m
-        xi = jax.lax.dynamic_index_in_dim(x, i, axis=0, keepdims=False)
-        w = (jnp.sum(jnp.square(x0 - xi[None, :]), axis=1) <= eps2).astype(x.dtype)
-        new = (w @ x) / jnp.sum(w)
-        return jax.lax.dynamic_update_index_in_dim(x, new, i, axis=0)
-
-    return jax.lax.fori_loop(0, iters * m, body, x)
-
-
-@jax.jit
-def _mode_map_initial(x, x0, eps2):
-    count = jnp.sum(jax.lax.map(lambda xi: jnp.sum(jnp.square(x0 - xi[None, :]), axis=1), x, batch_size=8) <= eps2,
-                    axis=1)
-    sel = (count == jnp.max(count)).astype(x.dtype)
-    return (sel @ x) / jnp.sum(sel)
+    return _scan(x, lambda cur: x0, m, eps2, iters)
 
 
 @functools.partial(jax.jit, static_argnames=("iters",))
@@ -93,8 +93,12 @@ def _parallel(x, d2, eps2, iters):
 
 
 @jax.jit
-def _mode_map(x, eps2):
-    count = jnp.sum(_direct_sq_dists(x) <= eps2, axis=1)
+def _mode_map(x, ref, m, eps2):
+    """Mean of the real rows whose count of real `ref` rows within eps is maximal."""
+    valid = jnp.arange(x.shape[0]) < m
+    d2 = jax.lax.map(lambda xi: jnp.sum(jnp.square(ref - xi[None, :]), axis=1), x, batch_size=8)
+    count = jnp.sum((d2 <= eps2) & valid[None, :], axis=1)
+    count = jnp.where(valid, count, -1)
     sel = (count == jnp.max(count)).astype(x.dtype)
     return (sel @ x) / jnp.sum(sel)
 
@@ -105,7 +109,7 @@ def percentile_radius(d2: np.ndarray, window: float = WINDOW) -> float:
 
 
 def mean_shift(volume, hc: int, wc: int, window: float = WINDOW, iters: int = ITERS,
-               mode: str = "sequential", dtype: str = "float64", neighbours: str = "current") -> np.ndarray:
+               mode: str = "sequential", dtype: str = "auto", neighbours: str = "current") -> np.ndarray:
     """`[M, M]` consistency volume -> `(hc, wc)` float32 response map (before resizing to the image).
 
     `neighbours="initial"` reproduces what the released PyTorch code computes in practice: its maps are float32,
@@ -114,29 +118,34 @@ def mean_shift(volume, hc: int, wc: int, window: float = WINDOW, iters: int = IT
     in-place semantics.
 
     `dtype="float32"` trades exactness of the neighbour tests (borderline rows may flip) for speed and for
-    accelerators without float64 (TPU).
+    accelerators without float64; `"auto"` (default) is float64 except on TPU, which has no float64 arithmetic.
     """
+    if dtype == "auto":
+        dtype = "float32" if jax.default_backend() == "tpu" else "float64"
     if mode not in MODES:
         raise ValueError(f"mean-shift mode {mode!r}: expected one of {MODES}")
     if neighbours not in NEIGHBOURS or (neighbours == "initial" and mode != "sequential"):
         raise ValueError(f"mean-shift neighbours {neighbours!r}: expected one of {NEIGHBOURS} "
                          "('initial' only with mode='sequential')")
     if dtype not in ("float64", "float32"):
-        raise ValueError(f"mean-shift dtype {dtype!r}: expected float64 or float32")
+        raise ValueError(f"mean-shift dtype {dtype!r}: expected auto, float64 or float32")
     with jax.enable_x64(dtype == "float64"):
         x = jnp.asarray(volume, dtype)
-        if x.ndim != 2 or x.shape[0] != x.shape[1] or x.shape[0] != hc * wc:
+        m = int(x.shape[0])
+        if x.ndim != 2 or x.shape[0] != x.shape[1] or m != hc * wc:
             raise ValueError(f"expected a [{hc * wc}, {hc * wc}] volume for a {hc}x{wc} cell grid, got {x.shape}")
+        mp = -(-m // PAD_MULTIPLE) * PAD_MULTIPLE
+        x = _pad(x, mp)
         d2 = _direct_sq_dists(x)
-        eps = percentile_radius(jax.device_get(d2), window) * (1.0 + TIE_RTOL)
+        eps = percentile_radius(np.asarray(d2)[:m, :m], window) * (1.0 + TIE_RTOL)
         eps2 = jnp.asarray(eps, dtype) * jnp.asarray(eps, dtype)
+        mm = jnp.asarray(m, jnp.int32)
         if neighbours == "initial":
-            xs = _sequential_initial(jnp.array(x, copy=True), x, eps2, iters)
-            out = _mode_map_initial(xs, x, eps2)
-            return np.asarray(out, np.float64).reshape(hc, wc).astype(np.float32)
-        if mode == "sequential":
-            x = _sequential(jnp.array(x, copy=True), eps2, iters)
+            out = _mode_map(_sequential_initial(jnp.array(x, copy=True), x, mm, eps2, iters), x, mm, eps2)
+        elif mode == "sequential":
+            xs = _sequential(jnp.array(x, copy=True), mm, eps2, iters)
+            out = _mode_map(xs, xs, mm, eps2)
         else:
-            x, _ = _parallel(x, d2, eps2, iters)
-        out = _mode_map(x, eps2)
-        return np.asarray(out, np.float64).reshape(hc, wc).astype(np.float32)
+            xs, _ = _parallel(x, d2, eps2, iters)
+            out = _mode_map(xs, xs, mm, eps2)
+        return np.asarray(out, np.float64)[:m].reshape(hc, wc).astype(np.float32)

@@ -35,7 +35,7 @@ def resize_bilinear(cells: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def localize_embeddings(features: np.ndarray, grid: grid_lib.PatchGrid, *, window: float = WINDOW,
-                        iters: int = ITERS, ms_mode: str = "sequential", ms_dtype: str = "float64",
+                        iters: int = ITERS, ms_mode: str = "sequential", ms_dtype: str = "auto",
                         ms_neighbours: str = "current", ncuts: bool = False, seed: int = 0) -> SpliceResult:
     """The post-embedding part: volume, score, mean-shift cells + heatmap, optional ncuts."""
     t0 = time.perf_counter()
