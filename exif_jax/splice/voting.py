@@ -8,7 +8,7 @@ L2-normalized embeddings of those patches,
     votes[a, b]  = n_a n_b - <h_a, h_b>        counts[a, b] = n_a n_b + 1e-4
 
 so the `[Hc, Wc, Hc, Wc]` consistency volume is two small matrix products instead of `N^2` Python iterations.
-Computed in float64 (the volume feeds mean shift, whose neighbour tests are exact comparisons).
+Computed in float64 (the volume feeds mean shift, whose neighbour tests are exact comparisons), float32 on TPU.
 """
 from __future__ import annotations
 
@@ -40,11 +40,13 @@ def consistency_volume(features, grid: PatchGrid) -> jax.Array:
         raise ValueError(f"expected [{grid.num_patches}, D] patch embeddings for grid {grid.hi}x{grid.wi}, "
                          f"got {features.shape}")
     ch, cw = grid.coverage()
-    with jax.enable_x64(True):
-        return _volume(jnp.asarray(features, jnp.float64), jnp.asarray(ch), jnp.asarray(cw), grid.hi, grid.wi)
+    x64 = jax.default_backend() != "tpu"  # TPUs have no float64 arithmetic: float32 there
+    dt = jnp.float64 if x64 else jnp.float32
+    with jax.enable_x64(x64):
+        return _volume(jnp.asarray(features, dt), jnp.asarray(ch, dt), jnp.asarray(cw, dt), grid.hi, grid.wi)
 
 
 def detection_score(volume) -> float:
     """Image-level splice score: mean of the consistency volume (higher = more likely manipulated)."""
-    with jax.enable_x64(True):
+    with jax.enable_x64(jax.default_backend() != "tpu"):
         return float(jnp.mean(volume))
