@@ -92,6 +92,12 @@ def test_kill9_then_restart_equals_uninterrupted(dataset, tmp_path):
     for k in flat_a:
         np.testing.assert_allclose(np.asarray(flat_b[k][...]), np.asarray(flat_a[k][...]), rtol=1e-6, atol=0,
                                    err_msg="/".join(map(str, k)))
+    # `exif_jax.load(workdir)` (models' API) goes through restore_model and encodes with the trained weights
+    import exif_jax
+
+    loaded = exif_jax.load(str(ref_dir))
+    emb = loaded.encode_texts(["Make: Canon, Model: Canon EOS 20D"])
+    assert emb.shape == (1, int(cfg_a.embed_dim)) and np.isfinite(emb).all()
     # the restored model is the trained one, not a fresh init
     fresh = dict(nnx.to_flat_state(nnx.state(type(model_a)(cfg_a, rngs=nnx.Rngs(0)))))
     k = next(k for k in flat_a if "kernel" in "/".join(map(str, k)))

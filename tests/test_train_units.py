@@ -1,13 +1,15 @@
 """Unit checks of the trainer's pieces against independent references: the shard_map global-batch losses vs
 torch on one device (values and gradients), the Adam-with-coupled-L2 optimizer and the warmup + per-epoch cosine
-schedule vs torch.optim, sharding rules, mesh sizes."""
+schedule vs torch.optim, sharding rules, mesh sizes, and the NaN/Inf guard."""
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 import pytest
 import torch
 import torch.nn.functional as F
+from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from configs.common import base_config, parse_arg
@@ -110,3 +112,38 @@ def test_mesh_sizes_and_errors():
     with pytest.raises(ValueError, match="unknown config arg 'rez'"):
         parse_arg("rez=1", res=128)
     assert parse_arg("res=64,runlocal", res=128, runlocal=False).to_dict() == {"res": 64, "runlocal": True}
+
+
+class _NaNAfter3(nnx.Module):
+    """Test double: finite for its first 3 forwards, then a NaN logit scale (as an overflowing run would give)."""
+
+    def __init__(self, cfg, rngs):
+        self.proj = nnx.Linear(3, 8, rngs=rngs)
+        self.emb = nnx.Embed(5000, 8, rngs=rngs)
+        self.calls = nnx.Variable(jnp.zeros((), jnp.int32))
+
+    def encode_image(self, x, train=False):
+        self.calls[...] = self.calls[...] + 1
+        return self.proj(jnp.mean(x, axis=(1, 2)))
+
+    def encode_text(self, ids, mask, train=False):
+        return jnp.mean(self.emb(ids), axis=1)
+
+    def logit_scale(self):
+        return jnp.where(self.calls[...] > 3, jnp.nan, 10.0)
+
+
+def test_nan_guard_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_path):
+    from test_train_multiprocess import CROP, L, SyntheticData
+
+    from exif_jax.models import test_model_config as tiny
+    from exif_jax.train.checkpointing import Checkpointer
+    from exif_jax.train.trainer import NonFiniteError, train
+
+    c = base_config()
+    c.model = tiny("vit")
+    c.batch_size, c.total_steps, c.log_every, c.checkpoint_every, c.eval_every = 16, 8, 4, 1, 0
+    c.data.crop, c.data.max_text_len, c.async_checkpointing = CROP, L, False
+    with pytest.raises(NonFiniteError, match=r"non-finite training at step 4 .*last good checkpoint: step 3"):
+        train(c, tmp_path, data=SyntheticData(0, 1), build_model=lambda cfg, rngs: _NaNAfter3(cfg, rngs))
+    assert Checkpointer(tmp_path).latest_step() == 3

@@ -48,9 +48,6 @@ def batch_size_per_process(global_batch: int, mesh: jax.sharding.Mesh) -> int:
     return global_batch // n_proc
 
 
-_MULTI_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
-
-
 def maybe_initialize_distributed(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1) -> bool:
     """Calls `jax.distributed.initialize()` when this run is one of several processes.
 
@@ -67,7 +64,9 @@ def maybe_initialize_distributed(coordinator_address: str = "", num_processes: i
                                    process_id=None if process_id < 0 else process_id)
         return True
     slurm = int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1
-    tpu_hosts = len([h for h in os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1
+    # libtpu may leave a "WARNING: could not determine ..." sentence in this variable: count host names only.
+    hosts = [h.strip() for h in os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",")]
+    tpu_hosts = len([h for h in hosts if h and " " not in h]) > 1
     if slurm or tpu_hosts:
         jax.distributed.initialize()
         return True
