@@ -32,6 +32,8 @@ def _one_line(e: BaseException) -> str:
     while e is not None and len(msgs) < 8:
         text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         text = " ".join(str(text).replace("\\n", " ").split()).strip("'\" ")
+        if isinstance(e, KeyError) and "Did you mean" in text:
+            text = "unknown config key " + text.replace("\\", "").replace("'", "")
         if text and "Traceback" not in text:
             msgs.append(text)
         e = e.__cause__ or e.__context__
