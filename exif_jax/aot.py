@@ -357,14 +357,16 @@ def parse_compiler_options(pairs) -> dict:
 
 
 def compile_for_target(config, target: Target, *, config_name: str = "", build_train_step: Callable | None = None,
-                       make_mesh: Callable | None = None, hlo_out: str = "", compiler_options: dict | None = None
-                       ) -> dict:
+                       make_mesh: Callable | None = None, hlo_out: str = "", compiler_options: dict | None = None,
+                       log: Callable[[str], None] | None = None) -> dict:
     """Lowers and compiles the train step of `config` for `target`; returns the report dict.
 
     Raises `CompileError` (bad mesh/topology/missing package) or `DoesNotFit` (device memory) with a one-line
     message. `build_train_step`/`make_mesh` default to the trainer's (`exif_jax.train.step` / `.mesh`).
     `compiler_options` (XLA debug options) are added to `DEFAULT_COMPILER_OPTIONS` of the platform.
+    `log`: called with progress lines (lowering / compiling, with timings).
     """
+    log = log or (lambda msg: None)
     options = {**DEFAULT_COMPILER_OPTIONS.get(target.platform, {}), **(compiler_options or {})}
     prepare_env()
     import jax
@@ -395,6 +397,8 @@ def compile_for_target(config, target: Target, *, config_name: str = "", build_t
         except ValueError as e:
             raise CompileError(f"building the step for {target.name}: {_first_line(e)[:300]}") from None
         t_lower = time.perf_counter() - t0
+        log(f"traced and lowered in {t_lower:.1f} s; compiling for {target.num_devices} x {target.chip.name} "
+            f"(minutes for ResNet-50 on TPU)")
         t1 = time.perf_counter()
         try:
             compiled = lowered.compile(compiler_options=options or None)
@@ -406,6 +410,7 @@ def compile_for_target(config, target: Target, *, config_name: str = "", build_t
                                  f"{_fit_hint(config, target)}") from None
             raise CompileError(f"XLA failed to compile for {target.name}: {msg[:300]}") from None
         t_compile = time.perf_counter() - t1
+        log(f"compiled in {t_compile:.1f} s")
 
     flops_model = jaxpr_flops(traced.jaxpr)
     cost = None

@@ -323,3 +323,12 @@ def test_make_quickstart_data_dry_run(shared_data):
         assert "/exif_samples_small/" not in c[-1]
     r = _run("make_quickstart_data.sh", env=_env(SHARED_DATA="/nonexistent"))
     assert r.returncode == 1 and "/nonexistent/photos_dev not found" in r.stderr
+
+
+def test_tpu_pod_check_compiles_for_the_slice_first():
+    r = _run("tpu_pod.sh", "-n", "check", "--config.batch_size=4096", env=_env(**TPU))
+    assert r.returncode == 0, r.stderr
+    cmd = shlex.split(r.stdout.strip()[2:])
+    assert cmd[:2] == ["exif-jax", "compile"]
+    assert cmd[cmd.index("--topology") + 1] == "v5p-128" and cmd[-1] == "--config.batch_size=4096"
+    assert cmd[cmd.index("--config") + 1] == str(REPO / "configs/vit_b16.py")

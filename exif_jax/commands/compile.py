@@ -81,11 +81,11 @@ def main(argv) -> int:
         f":{fv['config'].config_arg}" if getattr(fv["config"], "config_arg", None) else "")
     try:
         target = aot.parse_topology(fv.topology)
-        if not fv.json:
-            print(f"[compile] {config_name} for {target.describe()}", file=sys.stderr, flush=True)
+        print(f"[compile] {config_name} for {target.describe()}", file=sys.stderr, flush=True)
         options = aot.parse_compiler_options(fv.compiler_option)
         report = aot.compile_for_target(config, target, config_name=config_name, hlo_out=fv.hlo_out,
-                                        compiler_options=options)
+                                        compiler_options=options,
+                                        log=lambda m: print(f"[compile] {m}", file=sys.stderr, flush=True))
     except aot.CompileError as e:
         return _fail(str(e), fv.json)
     print(json.dumps(report, indent=None if fv.json else 2) if fv.json else aot.format_report(report))
