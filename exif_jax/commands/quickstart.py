@@ -15,8 +15,9 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="exif-jax quickstart", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    intro, _, rest = __doc__.partition("\n\n")
+    p = argparse.ArgumentParser(prog="exif-jax quickstart", description=" ".join(intro.split()),
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rest)
     p.add_argument("--workdir", required=True, help="output folder (data/, train/, splices/, REPORT.md)")
     p.add_argument("--minutes", type=float, default=4.0, help="training time budget in minutes (default 4)")
     p.add_argument("--steps", type=int, default=None, help="train exactly this many steps (overrides --minutes)")
