@@ -147,3 +147,26 @@ def test_nan_guard_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_p
     with pytest.raises(NonFiniteError, match=r"non-finite training at step 4 .*last good checkpoint: step 3"):
         train(c, tmp_path, data=SyntheticData(0, 1), build_model=lambda cfg, rngs: _NaNAfter3(cfg, rngs))
     assert Checkpointer(tmp_path).latest_step() == 3
+
+
+def test_retrieval_metrics_match_sklearn_and_chance():
+    from sklearn.metrics import top_k_accuracy_score
+
+    from exif_jax.train.evaluate import retrieval_metrics
+
+    rng = np.random.default_rng(0)
+    n = 40
+    img, txt = rng.normal(size=(n, 8)), rng.normal(size=(n, 8))
+    txt[: n // 2] = img[: n // 2] + 0.3 * txt[: n // 2]  # half the pairs are findable
+    ids = np.arange(n)[:, None]
+    r = retrieval_metrics(img, txt, ids)
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    scores = unit(img) @ unit(txt).T
+    for k in (1, 5):
+        assert r[f"eval_top{k}"] == pytest.approx(top_k_accuracy_score(np.arange(n), scores, k=k))
+    assert r["eval_top5_chance"] == pytest.approx(5 / n)
+    # 4 crops per photo share one text: chance by simulation of random rankings
+    ids4 = np.repeat(np.arange(n // 4), 4)[:, None]
+    sims = [retrieval_metrics(rng.normal(size=(n, 8)), rng.normal(size=(n, 8)), ids4)["eval_top5"]
+            for _ in range(400)]
+    assert retrieval_metrics(img, txt, ids4)["eval_top5_chance"] == pytest.approx(np.mean(sims), abs=0.02)

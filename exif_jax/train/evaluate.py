@@ -47,13 +47,21 @@ def retrieval_metrics(img: np.ndarray, txt: np.ndarray, ids: np.ndarray, ks=(1, 
     hits = inverse[order] == inverse[:, None]
     out = {f"eval_top{k}": float(np.mean(hits[:, :k].any(axis=1))) for k in ks}
     out["eval_n"] = float(len(img))
-    out["eval_top5_chance"] = float(min(5, len(img)) / max(len(img), 1))
+    # chance of a random ranking: row i has m_i matching texts among N, P(hit in top k) = 1 - C(N-m, k) / C(N, k)
+    n = len(img)
+    m = np.bincount(inverse)[inverse]
+    for k in ks:
+        miss = np.ones(n)
+        for j in range(min(k, n)):
+            miss *= np.clip((n - m - j) / (n - j), 0.0, 1.0)
+        out[f"eval_top{k}_chance"] = float(np.mean(1.0 - miss))
     return out
 
 
 def evaluate(state, batches: Iterable[dict], encode_fn, to_global) -> dict:
     """Runs `encode_fn` over process-local `batches` (made global by `to_global`); returns `eval_loss` (CLIP
-    softmax loss per eval batch, averaged), `eval_top1`, `eval_top5`, `eval_n`, `eval_top5_chance`."""
+    softmax loss per eval batch, averaged), `eval_top1`, `eval_top5`, `eval_n` and the chance levels
+    `eval_top1_chance`, `eval_top5_chance` (rows with identical texts, e.g. several crops of one photo, count)."""
     imgs, txts, ids, losses = [], [], [], []
     for local in batches:
         batch = to_global(local)
