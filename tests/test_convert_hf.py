@@ -12,6 +12,7 @@ from PIL import Image
 import exif_jax
 from exif_jax.commands import export as export_cmd
 from exif_jax.convert import export_hf, save_safetensors, to_torch_state
+from exif_jax.convert.mapping import random_model
 from exif_jax.convert.torch_reference import ExifClipTorch
 from exif_jax.models import build_model, tiny_model_config
 from exif_jax.models.api import ExifModel
@@ -80,7 +81,9 @@ def test_resnet_hf_export_joint_recipe(shared_data, tmp_path):
     """ResNet tower + projections + learned logit scale through the hf directory and the torch recipe."""
     cfg = tiny_model_config("resnet50", **{"text_projection": True, "image_projection": True, "embed_dim": 32,
                                            "logit_scale.learn": True, "logit_scale.init": 20.0})
-    model = ExifModel(build_model(cfg, nnx.Rngs(1)), cfg)
+    net = random_model(lambda: build_model(cfg, nnx.Rngs(1)), seed=1)
+    net.log_scale.set_value(np.log(np.float32(20.0)))
+    model = ExifModel(net, cfg)
     export_hf(model.model, cfg, tmp_path / "hf")
     meta = json.loads((tmp_path / "hf" / "exif_jax_config.json").read_text())
     assert meta["model_config"]["image_tower"] == "resnet50"
@@ -112,7 +115,8 @@ def test_safetensors_scan_and_unscanned_share_format(tmp_path):
 
 def test_export_cli_formats_and_errors(tmp_path, capsys):
     cfg = tiny_model_config("resnet50")
-    src = save_safetensors(build_model(cfg, nnx.Rngs(2)), cfg, tmp_path / "src.safetensors")
+    src = save_safetensors(random_model(lambda: build_model(cfg, nnx.Rngs(2)), seed=2), cfg,
+                           tmp_path / "src.safetensors")
     assert export_cmd.main(["--weights", str(src), "--format", "original", "--out", str(tmp_path / "o.pth")]) == 0
     assert export_cmd.main(["--weights", str(tmp_path / "o.pth"), "--format", "safetensors",
                             "--out", str(tmp_path / "back.safetensors")]) == 0

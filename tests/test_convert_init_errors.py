@@ -7,6 +7,7 @@ from flax import nnx
 
 import exif_jax
 from exif_jax.convert import ConversionError, init_from_pretrained, load_torch_state, to_torch_state
+from exif_jax.convert.mapping import random_model
 from exif_jax.convert.torch_reference import distilbert_config, masked_mean
 from exif_jax.models import build_model, tiny_model_config
 from exif_jax.models.api import ExifModel
@@ -15,7 +16,7 @@ from exif_jax.models.api import ExifModel
 @pytest.fixture(scope="module")
 def resnet_model():
     cfg = tiny_model_config("resnet50")
-    return cfg, build_model(cfg, nnx.Rngs(0))
+    return cfg, random_model(lambda: build_model(cfg, nnx.Rngs(0)))
 
 
 def test_init_from_torchvision_and_hf_distilbert(tmp_path, resnet_model):

@@ -25,7 +25,7 @@ def copy_of(cfg, source_model, **overrides):
     """A model built with `cfg` + `overrides` holding the same weights as `source_model`."""
     flat = {**flatten(cfg), **overrides}
     other = tiny_model_config(flat.pop("image_tower"), **flat)
-    model = build_model(other, nnx.Rngs(99))
+    model = nnx.eval_shape(lambda: build_model(other, nnx.Rngs(99)))
     load_torch_state(model, to_torch_state(source_model), "<memory>")
     return model
 

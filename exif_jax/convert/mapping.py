@@ -165,3 +165,30 @@ def load_torch_state(model, state: dict, source: str, *, only: tuple[str, ...] =
     for module, attr, by_index in pending.values():
         var = getattr(module, attr)
         var.set_value(jnp.asarray(np.stack([by_index[i] for i in range(len(by_index))]), var.get_value().dtype))
+
+
+def random_torch_state(model, seed: int = 0, std: float = 0.05) -> dict[str, np.ndarray]:
+    """Random canonical state for `model` (which may be abstract, from `nnx.eval_shape`), made on the host.
+
+    For tests and benchmarks that need some random weights without paying XLA compiles of the initialisers:
+    normal(0, std) arrays, BatchNorm running variances in [0.5, 1.5], counters 0.
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for e in entries(model):
+        v = getattr(e.module, e.attr).get_value()
+        shape = _to_torch_layout(np.zeros(v.shape[1:] if e.index is not None else v.shape), e.kind).shape
+        if e.kind == "count":
+            out[e.key] = np.zeros(shape, np.int64)
+        elif e.key.endswith("running_var"):
+            out[e.key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        else:
+            out[e.key] = (rng.standard_normal(shape, np.float32) * std).astype(np.float32)
+    return out
+
+
+def random_model(build, seed: int = 0):
+    """`build()` under `nnx.eval_shape`, filled with `random_torch_state` (no XLA initialiser compiles)."""
+    model = nnx.eval_shape(build)
+    load_torch_state(model, random_torch_state(model, seed), "<random>")
+    return model
