@@ -138,3 +138,21 @@ def test_distilbert_tower_matches_transformers_with_padding():
     pad_ids = np.concatenate([ids, np.zeros((3, 44), ids.dtype)], 1)
     pad_mask = np.concatenate([mask, np.zeros((3, 44), mask.dtype)], 1)
     np.testing.assert_allclose(enc(model, jnp.asarray(pad_ids), jnp.asarray(pad_mask)), got, atol=1e-5)
+
+
+def test_resnet_remat_train_forward_updates_batchnorm_like_plain():
+    """Rematerialised bottlenecks give the same train-mode output and BatchNorm running statistics as the plain
+    ResNet (state updates escape `nnx.remat`; gradients through remat are checked on the transformer towers)."""
+    from exif_jax.convert.mapping import random_model
+
+    cfg = tiny_model_config("resnet50")
+    plain = random_model(lambda: build_model(cfg, nnx.Rngs(0)), seed=4)
+    remat = copy_of(cfg, plain, remat=True)
+    x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+
+    run = nnx.jit(lambda m, x: m.encode_image(x, train=True))
+    np.testing.assert_allclose(run(remat, x), run(plain, x), atol=1e-5, rtol=1e-5)
+    sa, sb = to_torch_state(plain), to_torch_state(remat)
+    assert int(sa["visual.layer2.1.bn2.num_batches_tracked"]) == int(sb["visual.layer2.1.bn2.num_batches_tracked"]) == 1
+    for k in ("visual.layer2.1.bn2.running_mean", "visual.layer4.2.bn3.running_var"):
+        np.testing.assert_allclose(sb[k], sa[k], atol=1e-6, rtol=1e-5)
