@@ -56,7 +56,7 @@ def ingest(out: pathlib.Path, log=print) -> dict:
         _say(log, f"ingest: reusing {out}")
         return json.loads(info_path.read_text())
     _say(log, f"ingest: {PHOTOS} -> {out}")
-    cfg = IngestConfig(images=str(PHOTOS), out=str(out), shards=2, eval_shards=1, workers=1, eval_fraction=0.3,
+    cfg = IngestConfig(images=str(PHOTOS), out=str(out), shards=2, eval_shards=2, workers=1, eval_fraction=0.3,
                        renderer="legacy", crop=124, min_tags=10, format="tfrecord", progress=False)
     try:
         return run_ingest(cfg)
