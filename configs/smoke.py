@@ -3,10 +3,12 @@
     exif-jax ingest --images ../shared/data/photos_dev --out /tmp/exif_photos --eval-fraction 0.25 --shards 4
     exif-jax train --config configs/smoke.py --workdir /tmp/smoke --config.data.path=/tmp/exif_photos
 
-Expect (2 CPU cores): compile ~1 min, then ~3-5 steps/s at batch 32; loss falls from ~3.5 (ln 32) within a few
-hundred steps and held-out image->EXIF top-5 ends well above chance (chance = 5 / number of held-out photos, printed
-as eval_top5_chance). Args: `tower=vit|resnet50`, `steps=N`, `runlocal` (30 steps, for tests / a first try).
-Rerun the same command to resume from WORKDIR.
+Expect (2 shared CPU cores, 154 photos: 118 train / 36 held out, `--config.data.crops_per_image=4`): compile
+~1 min, then ~1 step/s at batch 32 (data-bound: full-resolution JPEG decodes), 400 steps in ~7 min. Train loss
+3.47 (ln 32) -> ~3.1; image->EXIF top-5 on *training* photos 0.18 (chance 0.05), on held-out photos at chance
+(0.09 vs 0.16): a hundred photos teach the pipeline to run, not to generalise across cameras. Metrics print
+eval_top5 next to eval_top5_chance. Args: `tower=vit|resnet50`, `steps=N`, `runlocal` (30 steps, tests / a first
+try). Rerun the same command to resume from WORKDIR.
 """
 from configs import common
 
