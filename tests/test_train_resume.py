@@ -98,6 +98,21 @@ def test_kill9_then_restart_equals_uninterrupted(dataset, tmp_path):
     loaded = exif_jax.load(str(ref_dir))
     emb = loaded.encode_texts(["Make: Canon, Model: Canon EOS 20D"])
     assert emb.shape == (1, int(cfg_a.embed_dim)) and np.isfinite(emb).all()
+    # `model.init_from` (start a new run from trained weights) copies them into a fresh train state
+    import jax
+
+    from exif_jax.train import checkpointing, mesh as mesh_lib, state as state_lib
+
+    cfg = checkpointing.read_config(ref_dir)
+    cfg.model.init_from, cfg.mesh.data, cfg.mesh.fsdp = str(ref_dir), 1, 1
+    mesh = mesh_lib.make_mesh(cfg.mesh, devices=jax.devices()[:1])
+    with jax.set_mesh(mesh):
+        spec = state_lib.state_spec(cfg, mesh)
+        init_model, opt = nnx.merge(spec.graphdef, state_lib.init_state(cfg, mesh, spec))
+    flat_i = dict(nnx.to_flat_state(nnx.state(init_model, nnx.Param)))
+    for k in flat_i:
+        np.testing.assert_array_equal(np.asarray(flat_i[k][...]), np.asarray(flat_a[k][...]))
+    assert int(opt.step[...]) == 0
     # the restored model is the trained one, not a fresh init
     fresh = dict(nnx.to_flat_state(nnx.state(type(model_a)(cfg_a, rngs=nnx.Rngs(0)))))
     k = next(k for k in flat_a if "kernel" in "/".join(map(str, k)))

@@ -81,7 +81,7 @@ class MetricsWriter:
             return
         elapsed = time.time() - started
         done = step - start_step
-        rate = done / elapsed if elapsed > 0 else float("nan")
+        rate = done / elapsed if elapsed > 0 and done > 0 else float("nan")
         eta = (self.total_steps - step) / rate if rate and rate > 0 else float("nan")
         parts = [f"step {step}/{self.total_steps} ({100.0 * step / max(self.total_steps, 1):.1f}%)"]
         for key, fmt in (("loss", "{:.4f}"), ("lr", "{:.2e}"), ("grad_norm", "{:.3g}"), ("eval_loss", "{:.4f}"),
@@ -91,7 +91,7 @@ class MetricsWriter:
         line = " ".join(parts)
         if "samples_per_sec" in scalars:
             line += f" | {scalars['samples_per_sec']:.1f} samples/s ({scalars.get('data_wait_frac', 0.0):.0%} data wait)"
-        line += f" | {rate:.2f} steps/s | eta {_fmt_duration(eta)}"
+        line += f" | {rate:.2f} steps/s | eta {_fmt_duration(eta)}" if rate == rate else " | eta ?"
         print(line, file=self.stream, flush=True)
 
     def close(self) -> None:

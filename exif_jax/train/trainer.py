@@ -143,6 +143,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, data: Any = None, 
             pending: list = []  # (step, device metrics) since the last log
             t_log, wait, steps_in_interval = time.time(), 0.0, 0
             t_start = time.time()
+            start_for_rate = start
             step = start
             for step in range(start + 1, total + 1):
                 t0 = time.time()
@@ -151,20 +152,27 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, data: Any = None, 
                 state, m = step_fn(state, batch)
                 pending.append((step, m))
                 steps_in_interval += 1
+                if step == start + 1:  # keep compilation out of the throughput numbers and the ETA
+                    jax.block_until_ready(m)
+                    if primary:
+                        print(f"[train] first step (compile + run) took {time.time() - t_start:.1f}s", flush=True)
+                    t_log = t_start = time.time()
+                    wait, steps_in_interval, start_for_rate = 0.0, 0, step
                 is_last = step == total
                 if step % int(config.log_every) == 0 or is_last:
                     if bool(config.nan_guard):
                         _check_finite(pending, step, ckpt_step, workdir)
                     scalars = {k: float(v) for k, v in jax.device_get(m).items()}
                     dt = time.time() - t_log
-                    sps = steps_in_interval * int(config.batch_size) / max(dt, 1e-9)
-                    scalars.update(samples_per_sec=sps, samples_per_sec_per_device=sps / n_dev,
-                                   data_wait_frac=min(wait / max(dt, 1e-9), 1.0))
+                    if steps_in_interval:
+                        sps = steps_in_interval * int(config.batch_size) / max(dt, 1e-9)
+                        scalars.update(samples_per_sec=sps, samples_per_sec_per_device=sps / n_dev,
+                                       data_wait_frac=min(wait / max(dt, 1e-9), 1.0))
                     scalars.pop("finite", None)
                     if int(config.eval_every) > 0 and (step % int(config.eval_every) == 0 or is_last):
                         scalars.update(eval_lib.evaluate(state, data.eval_batches(), encode_fn, to_global))
                     writer.write(step, scalars)
-                    writer.progress(step, scalars, t_start, start)
+                    writer.progress(step, scalars, t_start, start_for_rate)
                     last = {"step": step, **scalars}
                     pending.clear()
                     t_log, wait, steps_in_interval = time.time(), 0.0, 0
