@@ -30,7 +30,7 @@ done
 
 die() { echo "make_quickstart_data.sh: $*" >&2; exit 1; }
 [[ -d "$SHARED_DATA/photos_dev" ]] || die "$SHARED_DATA/photos_dev not found: set SHARED_DATA to the shared data folder"
-command -v jpegtran >/dev/null || die "jpegtran not found: apt-get install -y libjpeg-turbo-progs"
+((DRY_RUN)) || command -v jpegtran >/dev/null || die "jpegtran not found: apt-get install -y libjpeg-turbo-progs"
 (( CROP % 16 == 0 )) || die "CROP=$CROP is not a multiple of 16 (lossless crops need iMCU-aligned sizes)"
 
 # folder<TAB>file: 36 cameras, 36 distinct EXIF Make/Model pairs, none edited by software after capture.
