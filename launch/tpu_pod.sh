@@ -115,7 +115,7 @@ create() {
 
 INSTALLED=0
 install() {
-  local tarball=/tmp/exif-jax-src.tar.gz
+  local tarball="${TMPDIR:-/tmp}/exif-jax-src.tar.gz"
   log "copying $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?') to all $HOSTS workers and installing"
   run git -C "$REPO" archive --format=tar.gz --prefix=exif-jax/ -o "$tarball" HEAD
   run "${GC[@]}" scp "$tarball" "$TPU_NAME:/tmp/exif-jax-src.tar.gz" "${LOC[@]}" --worker=all

@@ -292,20 +292,24 @@ esac
 
 def test_tpu_pod_recreates_and_resumes_after_preemption(tmp_path):
     _fake(tmp_path, "gcloud", FAKE_GCLOUD.format(d=tmp_path, fail_again=0))
-    r = _run("tpu_pod.sh", "run", env=_env(**TPU), path_prefix=tmp_path, timeout=60)
+    r = _run("tpu_pod.sh", "run", env=_env(**TPU, TMPDIR=tmp_path), path_prefix=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     verbs = [ln.split()[3] + (" train" if "exif-jax train" in ln else "")
              for ln in (tmp_path / "calls").read_text().splitlines()]
     assert verbs == ["describe", "create", "scp", "ssh", "ssh train",  # first attempt, preempted at step 10
                      "describe", "describe", "delete", "create", "scp", "ssh", "ssh train"]  # recreate + resume
     assert "restart 1/20, resuming from gs://bucket/run" in r.stderr and "step 20 done" in r.stdout
+    import tarfile  # what was copied to the workers: this checkout's committed tree
+    with tarfile.open(tmp_path / "exif-jax-src.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"exif-jax/setup.py", "exif-jax/launch/tpu_pod.sh", "exif-jax/configs/vit_b16.py"} <= names
 
 
 def test_tpu_pod_does_not_loop_on_a_trainer_failure(tmp_path):
     _fake(tmp_path, "gcloud", FAKE_GCLOUD.format(d=tmp_path, fail_again=1))
     (tmp_path / "state").write_text("READY\n")
     (tmp_path / "trains").write_text("1\n")  # the first train call of this run already fails normally
-    r = _run("tpu_pod.sh", "run", env=_env(**TPU), path_prefix=tmp_path, timeout=60)
+    r = _run("tpu_pod.sh", "run", env=_env(**TPU, TMPDIR=tmp_path), path_prefix=tmp_path, timeout=60)
     assert r.returncode == 2
     assert "the trainer failed (status 1) on a healthy TPU" in r.stderr
     assert "reusing TPU exif" in r.stderr
