@@ -176,9 +176,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, data: Any = None, 
                     last = {"step": step, **scalars}
                     pending.clear()
                     t_log, wait, steps_in_interval = time.time(), 0.0, 0
-                preempted = stop["signal"] is not None
-                if jax.process_count() > 1 and step % int(config.log_every) == 0:
-                    preempted = bool(multihost_utils.process_allgather(np.int32(preempted)).any())
+                if jax.process_count() == 1:
+                    preempted = stop["signal"] is not None
+                else:  # all processes must agree: decided together at log steps only
+                    preempted = step % int(config.log_every) == 0 and bool(
+                        multihost_utils.process_allgather(np.int32(stop["signal"] is not None)).any())
                 if step % int(config.checkpoint_every) == 0 or is_last or preempted:
                     if bool(config.nan_guard):
                         _check_finite(pending, step, ckpt_step, workdir)
