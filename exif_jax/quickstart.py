@@ -1,6 +1,6 @@
 """The quickstart, end to end on the photos bundled with the package (no network, CPU, a few minutes).
 
-    exif-jax quickstart --workdir /tmp/exif_quickstart            # ~8 minutes on 2 CPU cores
+    exif-jax quickstart --workdir /tmp/exif_quickstart            # ~7 minutes on 2 CPU cores
     exif-jax quickstart --workdir /tmp/qs --minutes 2              # shorter training
 
 1. ingest `exif_jax/assets/quickstart/photos/` (36 real camera JPEGs, see SOURCES.md) -> WORKDIR/data
@@ -12,7 +12,7 @@
    consistency (mean shift) with the trained model -> heatmap PNGs and p-mAP beside a random-map baseline
 5. WORKDIR/REPORT.md: what ran, the numbers, where the files are
 
-Python: `exif_jax.quickstart.run(workdir, minutes=4.0)` returns the numbers as a dict.
+Python: `exif_jax.quickstart.run(workdir, minutes=6.0)` returns the numbers as a dict.
 """
 from __future__ import annotations
 
@@ -265,7 +265,7 @@ def write_report(workdir: pathlib.Path, r: dict) -> pathlib.Path:
     return path
 
 
-def run(workdir, *, minutes: float = 4.0, steps: int | None = None, num_splices: int = 6, log=print) -> dict:
+def run(workdir, *, minutes: float = 6.0, steps: int | None = None, num_splices: int = 6, log=print) -> dict:
     """Runs the five steps in `workdir`; returns the numbers (also written to WORKDIR/quickstart.json)."""
     import jax
 

@@ -1,5 +1,5 @@
 """`exif-jax quickstart`: ingest the bundled photos, train the smoke config, evaluate retrieval, localize synthetic
-splices, and write WORKDIR/REPORT.md. No network; about 8 minutes on 2 CPU cores with the defaults.
+splices, and write WORKDIR/REPORT.md. No network; about 7 minutes on 2 CPU cores with the defaults.
 
     exif-jax quickstart --workdir /tmp/exif_quickstart
     exif-jax quickstart --workdir /tmp/qs --minutes 2          # shorter training
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="exif-jax quickstart", description=" ".join(intro.split()),
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rest)
     p.add_argument("--workdir", required=True, help="output folder (data/, train/, splices/, REPORT.md)")
-    p.add_argument("--minutes", type=float, default=4.0, help="training time budget in minutes (default 4)")
+    p.add_argument("--minutes", type=float, default=6.0, help="training time budget in minutes (default 6)")
     p.add_argument("--steps", type=int, default=None, help="train exactly this many steps (overrides --minutes)")
     p.add_argument("--splices", type=int, default=6, help="synthetic spliced/authentic images to localize")
     return p
