@@ -68,7 +68,8 @@ def evaluate(samples, embed_fn, out_dir=None, *, heatmaps: bool = True, seed: in
                 per_image.write(json.dumps(rec) + "\n")
                 per_image.flush()
             if out_dir and heatmaps:
-                sio.write_png(out_dir / "heatmaps" / f"{_safe(s.name)}.png", sio.overlay(image, res.heatmap))
+                sio.write_png(out_dir / "heatmaps" / f"{_safe(str(pathlib.PurePath(s.name).with_suffix('')))}.heatmap.png",
+                              sio.overlay(image, res.heatmap))
             rate = k / (time.perf_counter() - t_start)
             extra = f" p-mAP={rec['pmap']:.3f}" if "pmap" in rec else ""
             log(f"[{k}/{len(samples)}] {s.name} label={s.label} score={res.score:.4f}{extra} "
