@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from exif_jax.models.layers import activation, run_layers, stack_modules
+from exif_jax.models.layers import activation, build_layers, run_layers
 
 _normal02 = jax.nn.initializers.normal(0.02)
 
@@ -101,13 +101,11 @@ class TransformerBlock(nnx.Module):
 
 class Transformer(nnx.Module):
     def __init__(self, cfg, rngs):
-        make = lambda: TransformerBlock(cfg, rngs)  # noqa: E731
+        make = lambda r: TransformerBlock(cfg, r)  # noqa: E731
         if cfg["scan_layers"]:
             if cfg["dropout"] > 0 or cfg["attention_dropout"] > 0:
                 raise ValueError("text dropout > 0 is not supported with scan_layers=True; set dropout to 0")
-            self.layer = stack_modules(make, cfg["n_layers"])
-        else:
-            self.layer = nnx.List([make() for _ in range(cfg["n_layers"])])
+        self.layer = build_layers(make, cfg["n_layers"], rngs, stacked=bool(cfg["scan_layers"]))
         self.remat = cfg["remat"]
 
     def __call__(self, x, mask, deterministic=True):

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from exif_jax.models.layers import activation, run_layers, stack_modules
+from exif_jax.models.layers import activation, build_layers, run_layers
 
 _normal02 = jax.nn.initializers.normal(0.02)
 
@@ -85,8 +85,8 @@ class EncoderLayer(nnx.Module):
 
 
 class Encoder(nnx.Module):
-    def __init__(self, depth, make, scan_layers, remat):
-        self.layers = stack_modules(make, depth) if scan_layers else nnx.List([make() for _ in range(depth)])
+    def __init__(self, depth, make, scan_layers, remat, rngs):
+        self.layers = build_layers(make, depth, rngs, stacked=scan_layers)
         self.remat = remat
 
     def __call__(self, x):
@@ -108,8 +108,8 @@ class VisionTransformer(nnx.Module):
         ln = dict(epsilon=ln_eps, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.embeddings = Embeddings(width, patch, image_size, dtype, param_dtype, rngs)
         self.pre_layrnorm = nnx.LayerNorm(width, **ln)
-        make = lambda: EncoderLayer(width, heads, mlp_dim, act, ln_eps, dtype, param_dtype, rngs)  # noqa: E731
-        self.encoder = Encoder(depth, make, scan_layers, remat)
+        make = lambda r: EncoderLayer(width, heads, mlp_dim, act, ln_eps, dtype, param_dtype, r)  # noqa: E731
+        self.encoder = Encoder(depth, make, scan_layers, remat, rngs)
         self.post_layernorm = nnx.LayerNorm(width, **ln)
         self.visual_projection = nnx.Linear(width, out_dim, use_bias=False, kernel_init=_normal02, dtype=dtype,
                                             param_dtype=param_dtype, rngs=rngs)
