@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from exif_jax.models.layers import BatchNorm, build_layers, torch_linear_init
+from exif_jax.models.layers import BatchNorm, torch_linear_init
 
 # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu")
 _conv_init = jax.nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -61,14 +61,14 @@ class ResNet50(nnx.Module):
         self.conv1 = _conv(3, 64, 7, 2, 3, dtype, param_dtype, rngs)
         self.bn1 = BatchNorm(64, **bn_kw)
         inplanes = 64
-        block_kw = dict(bn_kw=bn_kw, dtype=dtype, param_dtype=param_dtype, zero_init_residual=zero_init_residual)
         for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), STAGES_50)):
-            first = Bottleneck(inplanes, planes, 2 if i > 0 else 1, rngs=rngs, **block_kw)
-            inplanes = planes * 4
-            # The other blocks of a stage are alike: built under one scan (same arrays as one by one).
-            rest = build_layers(lambda r, p=planes, c=inplanes: Bottleneck(c, p, 1, rngs=r, **block_kw), blocks - 1,
-                                rngs)
-            setattr(self, f"layer{i + 1}", nnx.List([first, *rest]))
+            layer = []
+            for b in range(blocks):
+                stride = 2 if (i > 0 and b == 0) else 1
+                layer.append(Bottleneck(inplanes, planes, stride, bn_kw=bn_kw, dtype=dtype, param_dtype=param_dtype,
+                                        zero_init_residual=zero_init_residual, rngs=rngs))
+                inplanes = planes * 4
+            setattr(self, f"layer{i + 1}", nnx.List(layer))
         self.fc = nnx.Linear(2048, out_dim, kernel_init=torch_linear_init(2048), bias_init=torch_linear_init(2048),
                              dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
