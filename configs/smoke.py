@@ -16,8 +16,8 @@ batch 32, 700 steps in ~4-5 min. Train loss 3.47 (ln 32) -> ~2.55, in-batch accu
 top-5 over 32 held-out photos (chance 0.156) at step 700: 0.22 (seed 0), 0.19 (seed 1); it swings 0.12-0.34
 between evals (one photo = 0.03). That is at chance within noise: ~120 photos teach the pipeline to run, not to
 generalise across cameras. Tried and no better: ResNet-50 at 64 px (0.16 steps/s: too slow), ViT Ti/16, 96 px
-crops (0.22 at step 700), lr 3e-4 + weight decay 0.1 (0.28 seed 0, 0.06 seed 1). Metrics print eval_top5 next to eval_top5_chance. Args: `tower=vit|resnet50`,
-`steps=N`, `runlocal` (30 steps, tests / a first try). Rerun the same command to resume from WORKDIR.
+crops (0.22 at step 700), lr 3e-4 + weight decay 0.1 (0.28 seed 0, 0.06 seed 1). Metrics print eval_top5
+next to eval_top5_chance. Args: `tower=vit|resnet50`, `steps=N`, `runlocal` (30 steps, tests / a first try). Rerun the same command to resume from WORKDIR.
 """
 from configs import common
 
