@@ -1,6 +1,7 @@
 """Smoke run: a tiny ViT (or ResNet-50) + tiny DistilBERT trained on a few hundred photos on CPU in minutes.
 
-    exif-jax ingest --images ../shared/data/photos_dev --out /tmp/exif_photos --eval-fraction 0.25 --shards 4 --renderer clean
+    exif-jax ingest --images ../shared/data/photos_dev --out /tmp/exif_photos --eval-fraction 0.25 --shards 4 \
+        --renderer clean
     exif-jax train --config configs/smoke.py --workdir /tmp/smoke --config.data.path=/tmp/exif_photos
 
 Model: ViT mu/8 (64 wide, 2 layers, 8 px patches, mean-pooled: 64 tokens at 64 px) + mini DistilBERT, 64-d joint
@@ -17,7 +18,8 @@ top-5 over 32 held-out photos (chance 0.156) at step 700: 0.22 (seed 0), 0.19 (s
 between evals (one photo = 0.03). That is at chance within noise: ~120 photos teach the pipeline to run, not to
 generalise across cameras. Tried and no better: ResNet-50 at 64 px (0.16 steps/s: too slow), ViT Ti/16, 96 px
 crops (0.22 at step 700), lr 3e-4 + weight decay 0.1 (0.28 seed 0, 0.06 seed 1). Metrics print eval_top5
-next to eval_top5_chance. Args: `tower=vit|resnet50`, `steps=N`, `runlocal` (30 steps, tests / a first try). Rerun the same command to resume from WORKDIR.
+next to eval_top5_chance. Args: `tower=vit|resnet50`, `steps=N`, `runlocal` (30 steps, tests / a first try).
+Rerun the same command to resume from WORKDIR.
 """
 from configs import common
 
