@@ -165,8 +165,10 @@ def test_retrieval_metrics_match_sklearn_and_chance():
     for k in (1, 5):
         assert r[f"eval_top{k}"] == pytest.approx(top_k_accuracy_score(np.arange(n), scores, k=k))
     assert r["eval_top5_chance"] == pytest.approx(5 / n)
-    # 4 crops per photo share one text: chance by simulation of random rankings
+    # 4 crops per photo share one text, so their text embeddings are identical (as a real model gives): a model
+    # with random image embeddings must score the reported chance, simulated over random models
     ids4 = np.repeat(np.arange(n // 4), 4)[:, None]
-    sims = [retrieval_metrics(rng.normal(size=(n, 8)), rng.normal(size=(n, 8)), ids4)["eval_top5"]
-            for _ in range(400)]
+    sims = [retrieval_metrics(rng.normal(size=(n, 8)), np.repeat(rng.normal(size=(n // 4, 8)), 4, axis=0),
+                              ids4)["eval_top5"] for _ in range(400)]
     assert retrieval_metrics(img, txt, ids4)["eval_top5_chance"] == pytest.approx(np.mean(sims), abs=0.02)
+    assert retrieval_metrics(img, txt, ids4)["eval_n_texts"] == n // 4
