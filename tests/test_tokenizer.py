@@ -95,11 +95,14 @@ def test_bucket_choice_never_pads_to_512_needlessly(tok):
 # (e.g. U+2E43 is punctuation for Python only; U+08CA, U+119D4 are combining marks for Python only).
 _RANGES = [(0x00, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF), (0x2000, 0x206F), (0x2100, 0x214F),
            (0x3000, 0x303F), (0x4E00, 0x4FFF), (0xFF00, 0xFFEF)]
-_chars = st.one_of(*[st.characters(min_codepoint=a, max_codepoint=b, blacklist_categories=("Cs", "Cn"))
+# Capital sigma is left out too: Python's str.lower() maps a word-final "Σ" to "ς" (context-sensitive), the Rust
+# library to "σ" (as Hugging Face's fast tokenizers do everywhere).
+_chars = st.one_of(*[st.characters(min_codepoint=a, max_codepoint=b, blacklist_categories=("Cs", "Cn"),
+                                   blacklist_characters="\u03a3")
                      for a, b in _RANGES])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.text(_chars, max_size=60))
 def test_arbitrary_unicode_matches_reference(tok, reference, text):
     # literal special-token strings ("[SEP]") are special to the reference only; EXIF text never contains them
