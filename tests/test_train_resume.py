@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -59,15 +60,23 @@ def test_kill9_then_restart_equals_uninterrupted(dataset, tmp_path):
     cache = tmp_path / "jax_cache"  # the restart reuses the killed run's compiled step
     victim = subprocess.Popen(_cmd(run_dir, dataset), env=_env(cache=cache), cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    seen = []
+    seen, killed_at = [], None
+
+    def finalized_checkpoint() -> bool:  # async saves: a step's directory gets its plain name once committed
+        ckpt = run_dir / "checkpoints"
+        return ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir())
+
     for line in victim.stdout:
         seen.append(line)
-        if line.startswith(f"step {kill_at}/"):
+        step = re.match(r"step (\d+)/", line)
+        # kill at the drawn step, or later if no checkpoint is committed yet (else the restart starts from 0)
+        if step and int(step.group(1)) >= kill_at and finalized_checkpoint():
+            killed_at = int(step.group(1))
             victim.send_signal(signal.SIGKILL)
             break
     victim.wait(timeout=300)
-    assert victim.returncode == -signal.SIGKILL, "".join(seen[-20:])
-    assert max(_losses(run_dir)) == kill_at
+    assert killed_at is not None and victim.returncode == -signal.SIGKILL, "".join(seen[-20:])
+    assert max(_losses(run_dir)) == killed_at
     restart = subprocess.run(_cmd(run_dir, dataset), env=_env(cache=cache), cwd=REPO, capture_output=True, text=True,
                              timeout=300)
     assert restart.returncode == 0, restart.stdout[-2000:] + restart.stderr[-2000:]
