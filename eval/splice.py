@@ -155,14 +155,10 @@ def main(argv=None) -> int:
     if args.limit:
         samples = samples[: args.limit]
 
-    import exif_jax
-    from exif_jax.splice.embed import model_embed_fn, model_patch_size
+    from exif_jax.splice.embed import load_model_or_report, model_embed_fn, model_patch_size
 
-    try:
-        model = exif_jax.load(args.weights)
-    except (OSError, ValueError, KeyError) as e:
-        msg = str(e) if str(args.weights) in str(e) else f"{args.weights}: {e}"
-        print(f"eval.splice: cannot load weights: {msg}", file=sys.stderr)
+    model = load_model_or_report(args.weights, "eval.splice")
+    if model is None:
         return 2
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -74,17 +74,13 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    import exif_jax
     from exif_jax.splice import io as sio
-    from exif_jax.splice.embed import model_embed_fn, model_patch_size
+    from exif_jax.splice.embed import load_model_or_report, model_embed_fn, model_patch_size
     from exif_jax.splice.grid import GridError
     from exif_jax.splice.pipeline import localize
 
-    try:
-        model = exif_jax.load(args.weights)
-    except (OSError, ValueError, KeyError) as e:
-        msg = str(e) if str(args.weights) in str(e) else f"{args.weights}: {e}"
-        print(f"exif-jax splice: cannot load weights: {msg}", file=sys.stderr)
+    model = load_model_or_report(args.weights, "exif-jax splice")
+    if model is None:
         return 2
     embed = model_embed_fn(model, batch_size=args.batch_size, invert=args.legacy_invert)
     patch = args.patch or model_patch_size(model)

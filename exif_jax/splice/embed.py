@@ -47,3 +47,17 @@ def model_patch_size(model, default: int = 124) -> int:
         return int(cfg.image_size)
     except (AttributeError, TypeError, ValueError, KeyError):
         return default
+
+
+def load_model_or_report(weights, prog: str):
+    """`exif_jax.load(weights)`, or None after one line on stderr naming the weights and the problem."""
+    import sys
+
+    import exif_jax
+
+    try:
+        return exif_jax.load(weights)
+    except (OSError, ValueError, KeyError) as e:
+        msg = str(e) if str(weights) in str(e) else f"{weights}: {e}"
+        print(f"{prog}: cannot load weights: {msg}", file=sys.stderr)
+        return None
