@@ -83,6 +83,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1: all devices left after fsdp
     c.mesh.fsdp = 1  # -1: all devices left after data (FSDP is `--config.mesh.fsdp=-1`)
+    # Multi-slice TPU: the `data` axis also spans this many slices over the data-centre network (DCN); data/fsdp
+    # above are then per slice (mesh `data` = dcn_data * data). `exif-jax compile --topology 2xv5p-128` sets it.
+    c.mesh.dcn_data = 1
 
     c.sharding = ml_collections.ConfigDict()
     # Ordered (regex over 'a/b/c' parameter path, rule) pairs; first match wins. Rules: 'fsdp' (shard the largest

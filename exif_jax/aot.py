@@ -90,25 +90,45 @@ class Target:
     platform: str  # "tpu" | "cuda"
     topology_name: str  # passed to get_topology_desc
     kwargs: tuple  # further get_topology_desc keyword arguments, as sorted (key, value) pairs
-    num_devices: int
-    num_hosts: int
+    num_devices: int  # all slices together
+    num_hosts: int  # all slices together
+    num_slices: int = 1  # TPU slices joined over the data-centre network (multi-slice: `2xv5p-128`)
 
     def describe(self) -> str:
+        slices = f" in {self.num_slices} slices" if self.num_slices > 1 else ""
         return (f"{self.name}: {self.num_devices} x {self.chip.name}, {self.num_hosts} host"
-                f"{'s' if self.num_hosts != 1 else ''} ({self.platform} topology {self.topology_name})")
+                f"{'s' if self.num_hosts != 1 else ''}{slices} ({self.platform} topology {self.topology_name})")
 
 
 def known_topologies() -> str:
     tpu = ", ".join(f"v4-{2 * n}" for n in _SHAPES_3D) + "; v5p-N likewise; " + \
         ", ".join(f"v5e-{n}" for n in _SHAPES_2D) + "; v6e-N likewise"
     gpu = ", ".join(f"{g}xN" for g in ("a100", "h100", "h200"))
-    return f"TPU: {tpu}; or an explicit shape like v5p:4x4x8 / v6e:8x8. GPU: {gpu} (N GPUs, {GPUS_PER_HOST} per host)"
+    return (f"TPU: {tpu}; or an explicit shape like v5p:4x4x8 / v6e:8x8; multi-slice: Nx before a TPU name, e.g. "
+            f"2xv5p-128 (2 slices over DCN). GPU: {gpu} (N GPUs, {GPUS_PER_HOST} per host)")
 
 
 def parse_topology(name: str) -> Target:
-    """`v5p-128`, `v4-32`, `v5e-16`, `v6e-16`, `v5litepod-16`, `v5p:4x4x8`, `h100x16`, `a100x8`, ... -> Target."""
+    """`v5p-128`, `v4-32`, `v5e-16`, `v6e-16`, `v5litepod-16`, `v5p:4x4x8`, `h100x16`, `a100x8`, ... -> Target.
+
+    `NxTPU` (`2xv5p-128`, `4xv5e-16`, `2xv5p:4x4x8`): N identical TPU slices joined over the data-centre network
+    (multi-slice); the compile then needs `mesh.dcn_data=N`, which `compile_for_target` sets when left at 1.
+    """
     raw = name
     name = name.strip().lower().replace("v5litepod", "v5e")
+    m = re.fullmatch(r"(\d+)x(v\S+)", name)
+    if m:
+        n_slices = int(m.group(1))
+        if n_slices < 1:
+            raise CompileError(f"topology {raw!r}: need at least one slice")
+        one = parse_topology(m.group(2))
+        if n_slices == 1:
+            return one
+        kw = dict(one.kwargs)
+        kw["num_slices"] = n_slices
+        return dataclasses.replace(one, name=f"{n_slices}x{one.name}", kwargs=tuple(sorted(kw.items())),
+                                   num_devices=n_slices * one.num_devices, num_hosts=n_slices * one.num_hosts,
+                                   num_slices=n_slices)
     m = re.fullmatch(r"(a100|h100|h200)x(\d+)", name)
     if m:
         gpu, n = m.group(1), int(m.group(2))
@@ -201,6 +221,8 @@ def topology_devices(target: Target) -> list:
     devices = list(topo.devices)
     if len(devices) != target.num_devices:
         raise CompileError(f"{target.name}: the topology has {len(devices)} devices, expected {target.num_devices}")
+    if target.num_slices > 1 and len({getattr(d, "slice_index", 0) for d in devices}) != target.num_slices:
+        raise CompileError(f"{target.name}: libtpu did not make {target.num_slices} slices of the topology")
     return devices
 
 
@@ -284,6 +306,32 @@ def count_collectives(hlo_text: str) -> dict:
             arrays = arrays[-1:]
         out[m.group("op")]["count"] += 1
         out[m.group("op")]["bytes"] += sum(_array_bytes(d, s) for d, s in arrays)
+    return out
+
+
+_DCN_SEND_RE = re.compile(r"=\s*\((?P<shape>.*?)\)\s+send\(.*_xla_megascale_transfer_type=\"(?P<kind>[A-Z_]+)\"")
+
+
+def count_dcn_collectives(hlo_text: str) -> dict:
+    """Collectives that cross TPU slices, `{op: {"count": n, "bytes": bytes one device sends}}`.
+
+    In a multi-slice TPU program the compiler splits each collective over the mesh into its part inside a slice
+    (ordinary `all-reduce` etc. over the slice's devices) and its part across slices, which becomes a host-transfer
+    `send`/`recv` pair over the data-centre network tagged `_xla_megascale_transfer_type="ALL_REDUCE"` (or
+    `ALL_GATHER`, `REDUCE_SCATTER`, ...). Counted here once per `send`; empty for a single slice.
+    """
+    out: dict = {}
+    for line in hlo_text.splitlines():
+        if " send(" not in line or "_xla_megascale_transfer_type" not in line:
+            continue
+        m = _DCN_SEND_RE.search(line)
+        if not m:
+            continue
+        op = m.group("kind").lower().replace("_", "-")
+        arrays = _ARRAY_RE.findall(m.group("shape"))
+        entry = out.setdefault(op, {"count": 0, "bytes": 0})
+        entry["count"] += 1
+        entry["bytes"] += _array_bytes(*arrays[0]) if arrays else 0
     return out
 
 
@@ -377,10 +425,17 @@ def compile_for_target(config, target: Target, *, config_name: str = "", build_t
         from exif_jax.train.mesh import make_mesh
 
     devices = topology_devices(target)
+    dcn_data = int(config.mesh.get("dcn_data", 1))
+    if target.num_slices > 1 and dcn_data == 1:  # multi-slice target: `data` spans the slices (left at 1: not chosen)
+        config = config.copy_and_resolve_references()  # the caller's config stays as it was
+        with config.unlocked():
+            config.mesh.dcn_data = dcn_data = target.num_slices
+        log(f"mesh.dcn_data={dcn_data}: the data axis spans the {dcn_data} slices")
     try:
         mesh = make_mesh(config.mesh, devices)
     except (ValueError, AssertionError, NotImplementedError) as e:
-        raise CompileError(f"mesh data={config.mesh.data} fsdp={config.mesh.fsdp} on {target.name}: "
+        dcn = f" dcn_data={dcn_data}" if dcn_data != 1 else ""
+        raise CompileError(f"mesh data={config.mesh.data} fsdp={config.mesh.fsdp}{dcn} on {target.name}: "
                            f"{_first_line(e)[:300]}") from None
     mesh_shape = {str(k): int(v) for k, v in mesh.shape.items()}
     batch = int(config.batch_size)
@@ -433,7 +488,8 @@ def compile_for_target(config, target: Target, *, config_name: str = "", build_t
     if hlo_out:
         with open(hlo_out, "w", encoding="utf-8") as f:
             f.write(hlo)
-    collectives = count_collectives(hlo)
+    collectives = count_collectives(hlo)  # on a multi-slice target: the parts inside each slice (ICI)
+    dcn_collectives = count_dcn_collectives(hlo)  # the parts across slices (DCN)
 
     n = target.num_devices
     peak_rate = target.chip.peak_bf16_flops * n
@@ -444,8 +500,10 @@ def compile_for_target(config, target: Target, *, config_name: str = "", build_t
         "device_kind": target.chip.name,
         "num_devices": n,
         "num_hosts": target.num_hosts,
+        "num_slices": target.num_slices,
         "topology_name": target.topology_name,
         "mesh": mesh_shape,
+        "dcn_data": dcn_data,
         "batch_size": batch,
         "batch_per_device": batch // n_batch_dev,
         "image_size": int(config.data.crop),
@@ -465,6 +523,7 @@ def compile_for_target(config, target: Target, *, config_name: str = "", build_t
         "peak_bf16_flops_per_device": target.chip.peak_bf16_flops,
         "ideal_step_seconds": flops_model / peak_rate,
         "collectives": collectives,
+        "dcn_collectives": dcn_collectives,
     }
     if not report["fits"]:
         raise DoesNotFit(f"{config_name or 'config'} batch_size={batch} does not fit {target.name}: peak "
@@ -480,9 +539,13 @@ def format_report(r: dict) -> str:
                      if c["count"]) or "none"
     xla = (f"; XLA counts {_fmt_flops(r['xla_flops_per_device'])}/device"
            if r.get("xla_flops_per_device") is not None else "; XLA gives no FLOP count on this backend")
+    slices = r.get("num_slices", 1)
+    if slices > 1:
+        mesh += f" (data = {r.get('dcn_data', slices)} slices over DCN x {r['mesh']['data'] // r.get('dcn_data', slices)} per slice)"
     return "\n".join([
         f"{r['config'] or 'config'} on {r['topology']}: {r['num_devices']} x {r['device_kind']}, "
-        f"{r['num_hosts']} host{'s' if r['num_hosts'] != 1 else ''}, mesh {mesh}",
+        f"{r['num_hosts']} host{'s' if r['num_hosts'] != 1 else ''}"
+        f"{f' in {slices} slices' if slices > 1 else ''}, mesh {mesh}",
         f"  batch          {r['batch_size']} global, {r['batch_per_device']} per device, "
         f"{r['image_size']} px crops, {r['text_len']} tokens, {r['dtype']}",
         f"  compile        lower {r['lower_seconds']:.1f} s, compile {r['compile_seconds']:.1f} s",
@@ -495,8 +558,10 @@ def format_report(r: dict) -> str:
         f"{_fmt_flops(r['flops_per_device'])}/device{xla}",
         f"  ideal step     {_fmt_seconds(r['ideal_step_seconds'])} at {r['peak_bf16_flops_per_device'] / 1e12:.0f} "
         f"TFLOP/s bf16 per device (100% MFU)",
-        f"  collectives    {coll}",
-    ])
+        f"  collectives    {coll}" + (" (inside each slice)" if slices > 1 else ""),
+    ] + ([f"  across slices  " + (", ".join(f"{op} {c['count']} ({_fmt_bytes(c['bytes'])} sent/device)"
+                                            for op, c in r.get("dcn_collectives", {}).items()) or "none")
+          + " over DCN"] if slices > 1 else []))
 
 
 def compile_config(config_spec: Any, topology: str, **kw) -> dict:

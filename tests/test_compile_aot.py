@@ -37,6 +37,8 @@ KNOWN = {
     "v5p:4x4x8": (128, 32, "TPU v5"),
     "h100x16": (16, 2, "NVIDIA H100 80GB HBM3"),
     "a100x8": (8, 1, "NVIDIA A100-SXM4-80GB"),
+    "2xv5e-4": (8, 2, "TPU v5 lite"),  # multi-slice: 2 slices of one host each
+    "2xv5p-128": (128, 32, "TPU v5"),
 }
 
 
@@ -59,7 +61,22 @@ def test_v5p_128_matches_the_documented_topology_call():
                                   wrap=(True, True, True))
 
 
+def test_multi_slice_topology_names():
+    t = aot.parse_topology("2xv5p-128")
+    assert (t.name, t.num_slices, t.num_devices, t.num_hosts, t.topology_name) == ("2xv5p-128", 2, 128, 32, "v5:4x4x4")
+    assert dict(t.kwargs) == {**dict(aot.parse_topology("v5p-128").kwargs), "num_slices": 2}
+    assert "in 2 slices" in t.describe()
+    assert aot.parse_topology("4xv5litepod-16").name == "4xv5e-16"
+    assert aot.parse_topology("1xv5e-4") == aot.parse_topology("v5e-4")
+    assert aot.parse_topology("v5e-4").num_slices == 1
+    devices = aot.topology_devices(aot.parse_topology("2xv5e-4"))
+    assert sorted(d.slice_index for d in devices) == [0] * 4 + [1] * 4
+
+
 @pytest.mark.parametrize("name, needle", [
+    ("0xv5e-4", "need at least one slice"),
+    ("2xh100x8", "unknown topology"),
+    ("2xv5p-100", "no v5p slice of that size"),
     ("v5p-100", "no v5p slice of that size"),
     ("v4-7", "no v4 slice of that size"),
     ("tpu-big", "unknown topology"),
@@ -70,6 +87,115 @@ def test_bad_topology_names(name, needle):
     with pytest.raises(aot.CompileError) as e:
         aot.parse_topology(name)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------- multi-slice meshes
+
+@pytest.mark.parametrize("data, fsdp, dcn, n, ici", [
+    (-1, 1, 2, 8, (4, 1)),  # data parallel: 4 per slice x 2 slices
+    (1, -1, 2, 8, (1, 4)),  # FSDP inside each slice, data parallel across slices
+    (-1, 2, 2, 16, (4, 2)),
+    (2, -1, 4, 64, (2, 8)),
+    (-1, 1, 1, 8, (8, 1)),  # one slice: what mesh_shape gives
+])
+def test_hybrid_mesh_shape_resolves_per_slice(data, fsdp, dcn, n, ici):
+    from exif_jax.train.mesh import hybrid_mesh_shape, mesh_shape
+
+    assert hybrid_mesh_shape(data, fsdp, dcn, n) == (ici, (dcn, 1))
+    assert mesh_shape(data, fsdp, n // dcn) == ici
+
+
+@pytest.mark.parametrize("data, fsdp, dcn, n, needle", [
+    (-1, 1, 3, 8, "mesh.dcn_data=3 does not divide the 8 devices"),
+    (-1, 1, 0, 8, "mesh.dcn_data=0: use a positive number of slices"),
+    (3, 1, 2, 8, "mesh data=3 x fsdp=1 = 3 but there are 4 devices"),  # 4 devices per slice
+])
+def test_hybrid_mesh_shape_errors(data, fsdp, dcn, n, needle):
+    from exif_jax.train.mesh import hybrid_mesh_shape
+
+    with pytest.raises(ValueError, match=needle):
+        hybrid_mesh_shape(data, fsdp, dcn, n)
+
+
+def _mesh_cfg(data=-1, fsdp=1, dcn_data=1):
+    import ml_collections
+
+    return ml_collections.ConfigDict({"data": data, "fsdp": fsdp, "dcn_data": dcn_data})
+
+
+def test_make_mesh_single_slice_is_unchanged_and_dcn_errors_are_one_line():
+    from types import SimpleNamespace
+
+    from exif_jax.train.mesh import make_mesh
+
+    cpu = jax.devices()
+    for data, fsdp, shape in ((-1, 1, (8, 1)), (2, -1, (2, 4))):
+        ref = jax.make_mesh(shape, ("data", "fsdp"), axis_types=(jax.sharding.AxisType.Auto,) * 2, devices=cpu)
+        assert make_mesh(_mesh_cfg(data, fsdp), cpu) == ref
+    cases = [
+        (cpu, 2, "mesh.dcn_data=2 needs devices with slice_index (multi-slice TPU); these are cpu devices"),
+        ([SimpleNamespace(slice_index=0, platform="tpu")] * 8, 2, "mesh.dcn_data=2 but the 8 devices form 1 slice;"),
+        ([SimpleNamespace(slice_index=i // 4, platform="tpu") for i in range(8)], 1,
+         "the 8 devices span 2 slices (multi-slice TPU): set mesh.dcn_data=2"),
+    ]
+    for devices, dcn, needle in cases:
+        with pytest.raises(ValueError) as e:
+            make_mesh(_mesh_cfg(dcn_data=dcn), devices)
+        assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("fsdp, shape", [(1, (8, 1)), (-1, (2, 4))])
+def test_multi_slice_mesh_puts_slices_along_data(fsdp, shape):
+    from exif_jax.train.mesh import make_mesh
+
+    mesh = make_mesh(_mesh_cfg(fsdp=fsdp, dcn_data=2), aot.topology_devices(aot.parse_topology("2xv5e-4")))
+    assert tuple(mesh.shape.values()) == shape and mesh.axis_names == ("data", "fsdp")
+    slices = np.vectorize(lambda d: d.slice_index)(mesh.devices)
+    half = shape[0] // 2
+    # The outer half of `data` is slice 0, the other slice 1: fsdp (and in-slice data) groups never cross DCN.
+    assert (slices[:half] == 0).all() and (slices[half:] == 1).all()
+
+
+def test_vit_b16_on_two_slices_report():
+    """One real multi-slice compile (~10 s): ViT runlocal over 2 x v5e-4 with `mesh.dcn_data` set from the name."""
+    from configs import vit_b16
+
+    config = vit_b16.get_config("runlocal")
+    meshes = []
+
+    def make_mesh(mesh_cfg, devices):
+        from exif_jax.train.mesh import make_mesh as trainer_make_mesh
+
+        meshes.append(trainer_make_mesh(mesh_cfg, devices))
+        return meshes[-1]
+
+    r = aot.compile_for_target(config, aot.parse_topology("2xv5e-4"), config_name="vit_b16:runlocal",
+                               make_mesh=make_mesh)
+    assert config.mesh.dcn_data == 1  # the caller's config is left alone
+    (mesh,) = meshes
+    assert [d.slice_index for d in mesh.devices[:, 0]] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert r["fits"] and r["num_slices"] == r["dcn_data"] == 2 and r["num_hosts"] == 2
+    assert r["mesh"] == {"data": 8, "fsdp": 1} and r["batch_per_device"] == 2
+    assert 0 < r["memory_per_device"]["peak"] < r["memory_per_device"]["hbm"] and r["xla_flops_per_device"] > 0
+    # Gradients are summed inside each slice over ICI and across the two slices over DCN.
+    assert r["collectives"]["all-reduce"]["count"] + r["collectives"]["reduce-scatter"]["count"] >= 1
+    assert r["dcn_collectives"]["all-reduce"]["count"] >= 1 and r["dcn_collectives"]["all-reduce"]["bytes"] > 0
+    text = aot.format_report(r)
+    assert "2 hosts in 2 slices, mesh data=8 fsdp=1 (data = 2 slices over DCN x 4 per slice)" in text
+    assert "(inside each slice)" in text and "  across slices  " in text and "over DCN" in text
+
+
+def test_count_dcn_collectives_parses_megascale_sends():
+    hlo = "\n".join([
+        '  %send = (f32[1,2,64]{2,1,0:T(2,128)}, u32[], token[]) send(%f, %a), channel_id=6, is_host_transfer=true, '
+        'frontend_attributes={_xla_host_transfer_rendezvous="all-reduce.9_0",_xla_megascale_transfer_type="ALL_REDUCE"}',
+        '  %recv = (f32[2,2,64]{2,1,0}, u32[], token[]) recv(%a), channel_id=5, is_host_transfer=true, '
+        'frontend_attributes={_xla_megascale_transfer_type="ALL_REDUCE"}',
+        '  %send.1 = (bf16[8]{0}, u32[], token[]) send(%g, %a), frontend_attributes={_xla_megascale_transfer_type="ALL_GATHER"}',
+        "  %all-reduce.1 = f32[1024]{0} all-reduce(%p), channel_id=1, replica_groups={{0,1,2,3}}, to_apply=%add",
+    ])
+    assert aot.count_dcn_collectives(hlo) == {"all-reduce": {"count": 1, "bytes": 512}, "all-gather": {"count": 1, "bytes": 16}}
+    assert aot.count_dcn_collectives(hlo.splitlines()[-1]) == {}
 
 
 # --------------------------------------------------------------------------------------- FLOPs, collectives
@@ -289,6 +415,10 @@ def test_does_not_fit_fails_in_one_line(capsys, topology):
      "batch_size=6 is not divisible by the 4 devices of v5e-4"),
     (["--config", "configs/vit_b16.py:runlocal", "--topology", "v5e-4", "--compiler_option", "oops"], 1,
      "expected KEY=VALUE"),
+    (["--config", "configs/vit_b16.py:runlocal", "--topology", "4xv5e-4", "--config.mesh.dcn_data=2"], 1,
+     "mesh data=-1 fsdp=1 dcn_data=2 on 4xv5e-4: mesh.dcn_data=2 but the 16 devices form 4 slices; set mesh.dcn_data=4"),
+    (["--config", "configs/vit_b16.py:runlocal", "--topology", "v5e-4", "--config.mesh.dcn_data=2"], 1,
+     "mesh.dcn_data=2 needs devices with slice_index (multi-slice TPU); these are tpu devices of a single slice"),
 ])
 def test_cli_errors_are_one_line(capsys, argv, code, needle):
     rc = compile_cmd.main(argv)

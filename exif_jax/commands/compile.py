@@ -3,9 +3,12 @@
     exif-jax compile --config configs/paper_rn50.py --topology v5p-128
     exif-jax compile --config configs/vit_b16.py --topology v6e-16 --config.batch_size=2048 --json
     exif-jax compile --config configs/vit_b16.py --topology h100x16 --config.mesh.fsdp=-1
+    exif-jax compile --config configs/vit_b16.py --topology 2xv5p-128   # multi-slice: 2 v5p-128 slices over DCN
 
 Prints per-device memory (arguments, temporaries, peak vs HBM), FLOPs per step, ideal step time and the
-collectives of the optimized HLO. Exit status: 0 fits, 1 does not fit or cannot compile (one line on stderr),
+collectives of the optimized HLO. Multi-slice TPU: prefix the slice name with the number of slices (`2xv5p-128`,
+`4xv5e-16`); the mesh's `data` axis then spans the slices (`mesh.dcn_data` is set to N unless given, and
+`mesh.data`/`mesh.fsdp` are per slice), and the report also lists the collectives that cross slices (DCN). Exit status: 0 fits, 1 does not fit or cannot compile (one line on stderr),
 2 usage error. `--json` prints the report (or `{"error": ..., "fits": false}`) as one JSON object on stdout.
 Needs `libtpu` for TPU targets (`pip install 'exif-jax[tpu]'`) and `jax-cuda12-plugin` for GPU targets
 (`pip install 'exif-jax[cuda-aot]'`); no accelerator is used.
@@ -29,8 +32,8 @@ def _flags(argv):
     # sys_argv: config_flags finds the --config.KEY overrides there (default: sys.argv, wrong when called in-process).
     config_flags.DEFINE_config_file("config", None, "experiment config file, e.g. configs/paper_rn50.py:runlocal",
                                     flag_values=fv, lock_config=True, sys_argv=["exif-jax compile"] + list(argv))
-    flags.DEFINE_string("topology", None, "target, e.g. v5p-128, v4-32, v5e-16, v6e-16, v5p:4x4x8, h100x16",
-                        flag_values=fv)
+    flags.DEFINE_string("topology", None, "target, e.g. v5p-128, v4-32, v5e-16, v6e-16, v5p:4x4x8, h100x16; "
+                        "2xv5p-128: two slices (multi-slice over DCN)", flag_values=fv)
     flags.DEFINE_bool("json", False, "print the report as one JSON object", flag_values=fv)
     flags.DEFINE_string("hlo_out", "", "also write the optimized HLO text to this file", flag_values=fv)
     flags.DEFINE_multi_string("compiler_option", [], "XLA option KEY=VALUE (repeatable), e.g. "

@@ -103,6 +103,8 @@ def restore_model(workdir, step: int | None = None, build_model=None):
             raise FileNotFoundError(f"{ckpt.directory}: no checkpoint to restore")
         cfg = ml_collections.ConfigDict(config.to_dict())
         cfg.mesh.data, cfg.mesh.fsdp = 1, 1
+        if "dcn_data" in cfg.mesh:
+            cfg.mesh.dcn_data = 1  # trained on several slices, restored on one device
         mesh = mesh_lib.make_mesh(cfg.mesh, devices=jax.local_devices()[:1])
         with jax.set_mesh(mesh):
             spec = state_lib.state_spec(cfg, mesh, build_model)

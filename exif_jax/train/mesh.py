@@ -29,12 +29,55 @@ def mesh_shape(data: int, fsdp: int, num_devices: int) -> tuple[int, int]:
     return data, fsdp
 
 
+def hybrid_mesh_shape(data: int, fsdp: int, dcn_data: int, num_devices: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Per-slice (ICI) and across-slice (DCN) shapes of a multi-slice mesh: `((data, fsdp), (dcn_data, 1))`.
+
+    `dcn_data` slices each hold `num_devices // dcn_data` devices; `data`/`fsdp` (with -1 entries) are resolved per
+    slice by `mesh_shape`. The mesh's `data` axis then has `dcn_data * data` entries. Raises `ValueError`.
+    """
+    if dcn_data < 1:
+        raise ValueError(f"mesh.dcn_data={dcn_data}: use a positive number of slices (1: one slice)")
+    if num_devices % dcn_data:
+        raise ValueError(f"mesh.dcn_data={dcn_data} does not divide the {num_devices} devices into equal slices")
+    return mesh_shape(data, fsdp, num_devices // dcn_data), (dcn_data, 1)
+
+
+def num_slices(devices) -> int:
+    """Distinct `slice_index` values of `devices` (1 where devices have none: CPU, single-slice TPU, GPU)."""
+    return len({getattr(d, "slice_index", 0) for d in devices}) or 1
+
+
 def make_mesh(mesh_cfg, devices=None) -> jax.sharding.Mesh:
-    """`jax.make_mesh` over all (or the given) devices with axes (`data`, `fsdp`) sized by `mesh_cfg`."""
+    """Mesh with axes (`data`, `fsdp`) over all (or the given) devices, sized by `mesh_cfg`.
+
+    `mesh_cfg.dcn_data` (default 1) > 1: multi-slice TPU, the `data` axis also spans that many slices over the
+    data-centre network (MaxText's layout): `create_hybrid_device_mesh` puts each slice's `data x fsdp` block of
+    devices on the fast ICI and only the outer `data` factor across slices, so only the gradient all-reduce (data
+    parallelism) crosses DCN while FSDP gathers stay inside a slice.
+    """
     devices = list(jax.devices() if devices is None else devices)
-    shape = mesh_shape(int(mesh_cfg.data), int(mesh_cfg.fsdp), len(devices))
-    # Auto axes: GSPMD propagates shardings through the towers; the loss is written explicitly with shard_map.
-    return jax.make_mesh(shape, AXES, axis_types=(jax.sharding.AxisType.Auto,) * 2, devices=devices)
+    auto = (jax.sharding.AxisType.Auto,) * 2
+    dcn_data = int(getattr(mesh_cfg, "dcn_data", 1))  # configs from before the key: one slice
+    if dcn_data == 1:
+        slices = num_slices(devices)
+        if slices > 1:  # jax.make_mesh refuses these; say what to set
+            raise ValueError(f"the {len(devices)} devices span {slices} slices (multi-slice TPU): set "
+                             f"mesh.dcn_data={slices}")
+        shape = mesh_shape(int(mesh_cfg.data), int(mesh_cfg.fsdp), len(devices))
+        # Auto axes: GSPMD propagates shardings through the towers; the loss is written explicitly with shard_map.
+        return jax.make_mesh(shape, AXES, axis_types=auto, devices=devices)
+    ici, dcn = hybrid_mesh_shape(int(mesh_cfg.data), int(mesh_cfg.fsdp), dcn_data, len(devices))
+    if not hasattr(devices[0], "slice_index"):
+        raise ValueError(f"mesh.dcn_data={dcn_data} needs devices with slice_index (multi-slice TPU); these are "
+                         f"{devices[0].platform} devices{' of a single slice' if devices[0].platform == 'tpu' else ''}")
+    slices = num_slices(devices)
+    if slices != dcn_data:
+        raise ValueError(f"mesh.dcn_data={dcn_data} but the {len(devices)} devices form {slices} slice"
+                         f"{'s' if slices != 1 else ''}; set mesh.dcn_data={slices}")
+    from jax.experimental import mesh_utils
+
+    array = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices)  # shape (dcn_data * data, fsdp)
+    return jax.sharding.Mesh(array, AXES, axis_types=auto)
 
 
 def batch_size_per_process(global_batch: int, mesh: jax.sharding.Mesh) -> int:
