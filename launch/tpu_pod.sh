@@ -15,7 +15,9 @@
 #   delete          delete the TPU VM
 # env: PROJECT (default: gcloud's), RUNTIME_VERSION (default per generation), SPOT=1, MAX_RESTARTS (default 20),
 #      RETRY_ON_FAILURE=1 (also retry when the trainer fails on a healthy TPU), DRY_RUN=1 / --dry-run: print the
-#      gcloud commands instead of running them (gcloud not needed).
+#      gcloud commands instead of running them (gcloud not needed), NUM_SLICES=N (multi-slice: N slices of
+#      ACCELERATOR_TYPE as one queued resource TPU_NAME with nodes TPU_NAME-0..N-1, joined over the data-centre
+#      network; the trainer gets --config.mesh.dcn_data=N and `check` compiles for Nx$ACCELERATOR_TYPE).
 #
 # example: TPU_NAME=exif ZONE=us-east5-a ACCELERATOR_TYPE=v5p-128 CONFIG=configs/vit_b16.py \
 #          WORKDIR=gs://my-bucket/exif/vit_b16 launch/tpu_pod.sh run --config.data.path=gs://my-bucket/yfcc
@@ -30,7 +32,7 @@ EXTRA=()
 for a in "$@"; do
   case "$a" in
     --dry-run|-n) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     run|create|install|train|logs|check|delete)
       [[ -z "$ACTION" ]] || die "two actions given ('$ACTION' and '$a')"; ACTION="$a" ;;
     --config.*) EXTRA+=("$a") ;;
@@ -65,6 +67,9 @@ case "$GEN" in
     CHIPS=$SIZE; HOSTS=$(( SIZE <= 8 ? 1 : SIZE / 4 )) ;;
 esac
 if [[ "$GEN" == v5e ]]; then ACCELERATOR_TYPE="v5litepod-$SIZE"; GEN=v5litepod; fi
+NUM_SLICES="${NUM_SLICES:-1}"
+[[ "$NUM_SLICES" =~ ^[1-9][0-9]*$ ]] || die "NUM_SLICES='$NUM_SLICES' must be a positive integer (slices of $ACCELERATOR_TYPE)"
+CHIPS=$((CHIPS * NUM_SLICES)); HOSTS=$((HOSTS * NUM_SLICES))
 case "$GEN" in
   v4) DEFAULT_RUNTIME=tpu-ubuntu2204-base ;;
   v5p) DEFAULT_RUNTIME=v2-alpha-tpuv5 ;;
@@ -84,6 +89,14 @@ fi
 GC=(gcloud compute tpus tpu-vm)
 LOC=(--zone "$ZONE")
 [[ -n "${PROJECT:-}" ]] && LOC+=(--project "$PROJECT")
+ALL=(--worker=all)
+STATE_FIELD='value(state)'
+if ((NUM_SLICES > 1)); then  # multi-slice: one queued resource, its nodes are the slices
+  GC=(gcloud compute tpus queued-resources)
+  ALL=(--node=all --worker=all)
+  STATE_FIELD='value(state.state)'
+  EXTRA+=("--config.mesh.dcn_data=$NUM_SLICES")
+fi
 quote() { local out=() a; for a in "$@"; do out+=("$(printf '%q' "$a")"); done; echo "${out[*]}"; }
 run() {  # run a command, or print it in a dry run
   if [[ "$DRY_RUN" == 1 ]]; then echo "+ $(quote "$@")"; else "$@"; fi
@@ -91,25 +104,36 @@ run() {  # run a command, or print it in a dry run
 
 tpu_state() {  # READY, CREATING, PREEMPTED, ... or NOT_FOUND
   if [[ "$DRY_RUN" == 1 ]]; then echo "${DRY_RUN_STATE:-NOT_FOUND}"; return; fi
-  "${GC[@]}" describe "$TPU_NAME" "${LOC[@]}" --format='value(state)' 2>/dev/null || echo NOT_FOUND
+  "${GC[@]}" describe "$TPU_NAME" "${LOC[@]}" --format="$STATE_FIELD" 2>/dev/null || echo NOT_FOUND
+}
+is_ready() { [[ "$1" == READY || "$1" == ACTIVE ]]; }  # a TPU VM / a queued resource
+delete_tpu() {
+  if ((NUM_SLICES > 1)); then run "${GC[@]}" delete "$TPU_NAME" "${LOC[@]}" --force --quiet
+  else run "${GC[@]}" delete "$TPU_NAME" "${LOC[@]}" --quiet; fi
 }
 
 create() {
   local state
   state="$(tpu_state)"
   case "$state" in
-    READY) log "reusing TPU $TPU_NAME ($ACCELERATOR_TYPE, READY)"; return 0 ;;
+    READY|ACTIVE) log "reusing TPU $TPU_NAME ($ACCELERATOR_TYPE, $state)"; return 0 ;;
     NOT_FOUND) ;;
-    PREEMPTED|TERMINATED|STOPPED|FAILED)
+    PREEMPTED|TERMINATED|STOPPED|FAILED|SUSPENDED)
       log "TPU $TPU_NAME is $state: deleting and recreating it"
-      run "${GC[@]}" delete "$TPU_NAME" "${LOC[@]}" --quiet ;;
+      delete_tpu ;;
     *) log "TPU $TPU_NAME is $state: waiting for it"; sleep 30; create; return ;;
   esac
   local spot=()
   [[ "${SPOT:-0}" == 1 ]] && spot=(--spot)
-  log "creating TPU $TPU_NAME: $ACCELERATOR_TYPE ($CHIPS chips, $HOSTS hosts), runtime $RUNTIME_VERSION"
-  run "${GC[@]}" create "$TPU_NAME" "${LOC[@]}" --accelerator-type "$ACCELERATOR_TYPE" \
-    --version "$RUNTIME_VERSION" "${spot[@]+"${spot[@]}"}"
+  if ((NUM_SLICES > 1)); then
+    log "creating $NUM_SLICES slices $TPU_NAME-0..$((NUM_SLICES - 1)): $NUM_SLICES x $ACCELERATOR_TYPE ($CHIPS chips, $HOSTS hosts), runtime $RUNTIME_VERSION"
+    run "${GC[@]}" create "$TPU_NAME" "${LOC[@]}" --node-count "$NUM_SLICES" --node-prefix "$TPU_NAME" \
+      --accelerator-type "$ACCELERATOR_TYPE" --runtime-version "$RUNTIME_VERSION" "${spot[@]+"${spot[@]}"}"
+  else
+    log "creating TPU $TPU_NAME: $ACCELERATOR_TYPE ($CHIPS chips, $HOSTS hosts), runtime $RUNTIME_VERSION"
+    run "${GC[@]}" create "$TPU_NAME" "${LOC[@]}" --accelerator-type "$ACCELERATOR_TYPE" \
+      --version "$RUNTIME_VERSION" "${spot[@]+"${spot[@]}"}"
+  fi
   INSTALLED=0
 }
 
@@ -118,12 +142,12 @@ install() {
   local tarball="${TMPDIR:-/tmp}/exif-jax-src.tar.gz"
   log "copying $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?') to all $HOSTS workers and installing"
   run git -C "$REPO" archive --format=tar.gz --prefix=exif-jax/ -o "$tarball" HEAD
-  run "${GC[@]}" scp "$tarball" "$TPU_NAME:/tmp/exif-jax-src.tar.gz" "${LOC[@]}" --worker=all
+  run "${GC[@]}" scp "$tarball" "$TPU_NAME:/tmp/exif-jax-src.tar.gz" "${LOC[@]}" "${ALL[@]}"
   local remote='set -e; rm -rf ~/exif-jax && tar -xzf /tmp/exif-jax-src.tar.gz -C ~ && '
   remote+='(command -v uv >/dev/null || curl -LsSf https://astral.sh/uv/install.sh | sh) && export PATH=$HOME/.local/bin:$PATH && '
   remote+='uv venv -q --allow-existing --python 3.11 ~/exif-jax-venv && '
   remote+='VIRTUAL_ENV=$HOME/exif-jax-venv uv pip install -q -e "$HOME/exif-jax[tpu]" "jax[tpu]==0.10.2"'
-  run "${GC[@]}" ssh "$TPU_NAME" "${LOC[@]}" --worker=all --command "$remote"
+  run "${GC[@]}" ssh "$TPU_NAME" "${LOC[@]}" "${ALL[@]}" --command "$remote"
   INSTALLED=1
 }
 
@@ -133,18 +157,20 @@ train() {
   local remote="cd ~/exif-jax && . ~/exif-jax-venv/bin/activate && "
   remote+="set -o pipefail && exif-jax train $args 2>&1 | tee -a ~/exif-jax-train.log | sed -u \"s/^/[\$(hostname)] /\""
   log "training on all $HOSTS workers, workdir $WORKDIR (the trainer resumes from its latest checkpoint there)"
-  run "${GC[@]}" ssh "$TPU_NAME" "${LOC[@]}" --worker=all --command "$remote"
+  run "${GC[@]}" ssh "$TPU_NAME" "${LOC[@]}" "${ALL[@]}" --command "$remote"
 }
 
 case "$ACTION" in
   create) create ;;
   install) install ;;
   train) train ;;
-  delete) run "${GC[@]}" delete "$TPU_NAME" "${LOC[@]}" --quiet ;;
-  logs) run "${GC[@]}" ssh "$TPU_NAME" "${LOC[@]}" --worker=all --command 'tail -n 50 -F ~/exif-jax-train.log | sed -u "s/^/[$(hostname)] /"' ;;
+  delete) delete_tpu ;;
+  logs) run "${GC[@]}" ssh "$TPU_NAME" "${LOC[@]}" "${ALL[@]}" --command 'tail -n 50 -F ~/exif-jax-train.log | sed -u "s/^/[$(hostname)] /"' ;;
   check)
     read -r -a COMPILE <<< "${COMPILE_CMD:-exif-jax compile}"
-    run "${COMPILE[@]}" --config "$REPO/$CONFIG" --topology "$ACCELERATOR_TYPE" "${EXTRA[@]+"${EXTRA[@]}"}" ;;
+    TOPOLOGY="$ACCELERATOR_TYPE"
+    ((NUM_SLICES > 1)) && TOPOLOGY="${NUM_SLICES}x$ACCELERATOR_TYPE"
+    run "${COMPILE[@]}" --config "$REPO/$CONFIG" --topology "$TOPOLOGY" "${EXTRA[@]+"${EXTRA[@]}"}" ;;
   run)
     attempt=0
     while :; do
@@ -152,12 +178,12 @@ case "$ACTION" in
       [[ "$INSTALLED" == 1 ]] || install
       if train; then log "training finished"; exit 0; else rc=$?; fi
       state="$(tpu_state)"
-      if [[ "$state" == READY && "${RETRY_ON_FAILURE:-0}" != 1 ]]; then
+      if is_ready "$state" && [[ "${RETRY_ON_FAILURE:-0}" != 1 ]]; then
         die "the trainer failed (status $rc) on a healthy TPU; see the log above (RETRY_ON_FAILURE=1 retries anyway)"
       fi
       attempt=$((attempt + 1))
       ((attempt <= MAX_RESTARTS)) || die "giving up after $MAX_RESTARTS restarts (TPU state $state)"
       log "TPU state $state after status $rc: restart $attempt/$MAX_RESTARTS, resuming from $WORKDIR"
-      [[ "$state" == READY ]] || INSTALLED=0
+      is_ready "$state" || INSTALLED=0
     done ;;
 esac

@@ -250,8 +250,34 @@ def test_tpu_pod_dry_run_prints_the_gcloud_sequence():
     assert "64 chips, 16 hosts" in r.stderr
 
 
+def test_tpu_pod_multi_slice_dry_run_uses_a_queued_resource():
+    r = _run("tpu_pod.sh", "--dry-run", "run", "--config.batch_size=4096", env=_env(**TPU, NUM_SLICES=2))
+    assert r.returncode == 0, r.stderr
+    cmds = [shlex.split(ln[2:]) for ln in r.stdout.splitlines() if ln.startswith("+ ")]
+    assert [c[3:5] if c[0] == "gcloud" else c[:1] for c in cmds] == [
+        ["queued-resources", "create"], ["git"], ["queued-resources", "scp"], ["queued-resources", "ssh"],
+        ["queued-resources", "ssh"]]
+    create = cmds[0]
+    assert create[5] == "exif" and create[create.index("--node-count") + 1] == "2"
+    assert create[create.index("--node-prefix") + 1] == "exif"  # slices exif-0, exif-1
+    assert create[create.index("--accelerator-type") + 1] == "v5p-128"
+    assert create[create.index("--runtime-version") + 1] == "v2-alpha-tpuv5"
+    for c in cmds[2:]:
+        assert "--node=all" in c and "--worker=all" in c
+    train = cmds[-1][cmds[-1].index("--command") + 1]
+    assert "exif-jax train --config configs/vit_b16.py --workdir gs://bucket/run --config.batch_size=4096 " \
+           "--config.mesh.dcn_data=2" in train
+    assert "2 slices exif-0..1: 2 x v5p-128 (128 chips, 32 hosts)" in r.stderr
+    r = _run("tpu_pod.sh", "-n", "check", env=_env(**TPU, NUM_SLICES=2))
+    cmd = shlex.split(r.stdout.strip()[2:])
+    assert r.returncode == 0 and cmd[cmd.index("--topology") + 1] == "2xv5p-128", r.stderr
+    r = _run("tpu_pod.sh", "-n", "delete", env=_env(**TPU, NUM_SLICES=2))
+    assert shlex.split(r.stdout.strip()[2:])[3:6] == ["queued-resources", "delete", "exif"] and "--force" in r.stdout
+
+
 @pytest.mark.parametrize("env, needle", [
     ({"ACCELERATOR_TYPE": "v5p-100"}, "wrong topology: v5p-100 does not exist"),
+    ({"NUM_SLICES": "0"}, "NUM_SLICES='0' must be a positive integer"),
     ({"ACCELERATOR_TYPE": "v6e-12"}, "wrong topology: v6e-12 does not exist"),
     ({"ACCELERATOR_TYPE": "tpu-big"}, "is not a TPU slice name"),
     ({"ZONE": ""}, "ZONE is not set"),
