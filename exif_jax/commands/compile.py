@@ -8,8 +8,8 @@
 Prints per-device memory (arguments, temporaries, peak vs HBM), FLOPs per step, ideal step time and the
 collectives of the optimized HLO. Multi-slice TPU: prefix the slice name with the number of slices (`2xv5p-128`,
 `4xv5e-16`); the mesh's `data` axis then spans the slices (`mesh.dcn_data` is set to N unless given, and
-`mesh.data`/`mesh.fsdp` are per slice), and the report also lists the collectives that cross slices (DCN). Exit status: 0 fits, 1 does not fit or cannot compile (one line on stderr),
-2 usage error. `--json` prints the report (or `{"error": ..., "fits": false}`) as one JSON object on stdout.
+`mesh.data`/`mesh.fsdp` are per slice), and the report also lists the collectives that cross slices (DCN).
+Exit status: 0 fits, 1 does not fit or cannot compile (one line on stderr), 2 usage error. `--json` prints the report (or `{"error": ..., "fits": false}`) as one JSON object on stdout.
 Needs `libtpu` for TPU targets (`pip install 'exif-jax[tpu]'`) and `jax-cuda12-plugin` for GPU targets
 (`pip install 'exif-jax[cuda-aot]'`); no accelerator is used.
 """
