@@ -559,7 +559,7 @@ def format_report(r: dict) -> str:
         f"  ideal step     {_fmt_seconds(r['ideal_step_seconds'])} at {r['peak_bf16_flops_per_device'] / 1e12:.0f} "
         f"TFLOP/s bf16 per device (100% MFU)",
         f"  collectives    {coll}" + (" (inside each slice)" if slices > 1 else ""),
-    ] + ([f"  across slices  " + (", ".join(f"{op} {c['count']} ({_fmt_bytes(c['bytes'])} sent/device)"
+    ] + (["  across slices  " + (", ".join(f"{op} {c['count']} ({_fmt_bytes(c['bytes'])} sent/device)"
                                             for op, c in r.get("dcn_collectives", {}).items()) or "none")
           + " over DCN"] if slices > 1 else []))
 
