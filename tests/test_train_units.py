@@ -172,3 +172,26 @@ def test_retrieval_metrics_match_sklearn_and_chance():
                               ids4)["eval_top5"] for _ in range(400)]
     assert retrieval_metrics(img, txt, ids4)["eval_top5_chance"] == pytest.approx(np.mean(sims), abs=0.02)
     assert retrieval_metrics(img, txt, ids4)["eval_n_texts"] == n // 4
+
+
+def test_photo_level_retrieval_averages_crops_and_matches_sklearn():
+    from sklearn.metrics import top_k_accuracy_score
+
+    from exif_jax.train.evaluate import retrieval_metrics
+
+    rng = np.random.default_rng(1)
+    photos, crops = 12, 5
+    txt_p = rng.normal(size=(photos, 8))
+    # each crop sees its photo's text only weakly; averaging 5 crops must find it more often than one crop does
+    img = np.repeat(txt_p, crops, axis=0) * 0.6 + rng.normal(size=(photos * crops, 8))
+    order = rng.permutation(photos * crops)  # crops of one photo are spread over the eval set, as batches give them
+    img, labels = img[order], np.repeat(np.arange(photos), crops)[order]
+    txt, ids = txt_p[labels], labels[:, None] + 100
+    r = retrieval_metrics(img, txt, ids)
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    mean_img = np.stack([unit(img)[labels == p].mean(0) for p in range(photos)])
+    scores = unit(mean_img) @ unit(txt_p).T
+    for k in (1, 5):
+        assert r[f"eval_photo_top{k}"] == pytest.approx(top_k_accuracy_score(np.arange(photos), scores, k=k))
+    assert r["eval_photo_top1"] > r["eval_top1"]
+    assert "eval_photo_top5" not in retrieval_metrics(img[:photos], txt[:photos], np.arange(photos)[:, None])

@@ -56,13 +56,24 @@ def retrieval_metrics(img: np.ndarray, txt: np.ndarray, ids: np.ndarray, ks=(1, 
     out["eval_n_texts"] = float(n_texts)
     for k in ks:
         out[f"eval_top{k}_chance"] = min(k, n_texts) / n_texts
+    if n_texts < len(img):
+        # Photo level: a photo is the set of crops sharing one text; its embedding is the normalised mean of its
+        # crop embeddings (how a patch model describes a whole photo). Same distinct-text ranking, same chance.
+        photo = np.zeros((n_texts, img.shape[1]))
+        np.add.at(photo, inverse, img)
+        photo /= np.maximum(np.linalg.norm(photo, axis=-1, keepdims=True), 1e-12)
+        order = np.argsort(-(photo @ txt[first].T), axis=1, kind="stable")
+        hits = order == np.arange(n_texts)[:, None]
+        for k in ks:
+            out[f"eval_photo_top{k}"] = float(np.mean(hits[:, :k].any(axis=1)))
     return out
 
 
 def evaluate(state, batches: Iterable[dict], encode_fn, to_global) -> dict:
     """Runs `encode_fn` over process-local `batches` (made global by `to_global`); returns `eval_loss` (CLIP
     softmax loss per eval batch, averaged), `eval_top1`, `eval_top5`, `eval_n` and the chance levels
-    `eval_top1_chance`, `eval_top5_chance` (rows with identical texts, e.g. several crops of one photo, count)."""
+    `eval_top1_chance`, `eval_top5_chance` (rows with identical texts, e.g. several crops of one photo, count), and
+    with several crops per photo `eval_photo_top1`/`eval_photo_top5` (mean crop embedding per photo, same chance)."""
     imgs, txts, ids, losses = [], [], [], []
     for local in batches:
         batch = to_global(local)

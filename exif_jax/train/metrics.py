@@ -85,7 +85,7 @@ class MetricsWriter:
         eta = (self.total_steps - step) / rate if rate and rate > 0 else float("nan")
         parts = [f"step {step}/{self.total_steps} ({100.0 * step / max(self.total_steps, 1):.1f}%)"]
         for key, fmt in (("loss", "{:.4f}"), ("lr", "{:.2e}"), ("grad_norm", "{:.3g}"), ("eval_loss", "{:.4f}"),
-                         ("eval_top5", "{:.3f}")):
+                         ("eval_top5", "{:.3f}"), ("eval_photo_top5", "{:.3f}")):
             if key in scalars:
                 parts.append(f"{key} " + fmt.format(scalars[key]))
         line = " ".join(parts)

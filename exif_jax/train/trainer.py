@@ -59,7 +59,7 @@ class PipelineData:
             logging.warning("no evaluation: %s", e)
             return
         for i, b in enumerate(it):
-            if i >= int(c.data.eval_batches):
+            if 0 <= int(c.data.eval_batches) <= i:  # -1: the whole held-out split
                 break
             yield b
 
