@@ -156,3 +156,30 @@ def test_resnet_remat_train_forward_updates_batchnorm_like_plain():
     assert int(sa["visual.layer2.1.bn2.num_batches_tracked"]) == int(sb["visual.layer2.1.bn2.num_batches_tracked"]) == 1
     for k in ("visual.layer2.1.bn2.running_mean", "visual.layer4.2.bn3.running_var"):
         np.testing.assert_allclose(sb[k], sa[k], atol=1e-6, rtol=1e-5)
+
+
+def test_resnet_depth_and_width_knobs():
+    """`resnet.stages` gives torchvision's ResNet(Bottleneck, stages) exactly; `resnet.width` scales every stage."""
+    import torchvision
+
+    cfg = tiny_model_config("resnet50", **{"resnet.stages": (1, 2, 1, 1)})
+    model = build_model(cfg, nnx.Rngs(0))
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, [1, 2, 1, 1],
+                                           num_classes=cfg.embed_dim).eval()
+    state = {f"visual.{k}": v.numpy() for k, v in ref.state_dict().items()}
+    load_torch_state(model, state, "<torchvision>", only=("visual.",))
+    x = np.random.default_rng(0).normal(size=(2, 3, 48, 48)).astype(np.float32)
+    with torch.no_grad():
+        want = ref(torch.from_numpy(x)).numpy()
+    got = np.asarray(model.encode_image(jnp.asarray(x.transpose(0, 2, 3, 1)), train=False))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+    narrow = build_model(tiny_model_config("resnet50", **{"resnet.width": 16, "resnet.stages": (1, 1, 1, 1)}),
+                         nnx.Rngs(0))
+    shapes = {k: v.shape for k, v in to_torch_state(narrow).items() if k.startswith("visual.")}
+    assert shapes["visual.conv1.weight"] == (16, 3, 7, 7)
+    assert shapes["visual.layer4.0.conv3.weight"] == (512, 128, 1, 1)
+    assert shapes["visual.fc.weight"] == (cfg.embed_dim, 512)
+    with pytest.raises(ValueError, match="stages"):
+        build_model(tiny_model_config("resnet50", **{"resnet.stages": (1, 1, 1)}), nnx.Rngs(0))

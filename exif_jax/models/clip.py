@@ -27,7 +27,8 @@ class ExifClip(nnx.Module):
         if cfg.image_tower == "resnet50":
             r = cfg.resnet
             self.visual = ResNet50(embed, bn_momentum=r.bn_momentum, bn_eps=r.bn_eps,
-                                   zero_init_residual=r.zero_init_residual, bn_axis_name=bn_axis_name, rngs=rngs,
+                                   zero_init_residual=r.zero_init_residual, bn_axis_name=bn_axis_name,
+                                   width=int(r.get("width", 64)), stages=tuple(r.get("stages", (3, 4, 6, 3))), rngs=rngs,
                                    **common)
         elif cfg.image_tower == "vit":
             v = decode_vit(cfg.vit.variant)

@@ -94,6 +94,8 @@ def get_model_config(image_tower: str = "resnet50", **overrides) -> ml_collectio
     c.resnet.bn_momentum = 0.1  # PyTorch convention: running = (1 - m) * running + m * batch
     c.resnet.bn_eps = 1e-5
     c.resnet.zero_init_residual = False
+    c.resnet.width = 64  # stem channels; stage widths are 1/2/4/8 x this (x4 after each bottleneck)
+    c.resnet.stages = (3, 4, 6, 3)  # bottlenecks per stage (ResNet-50); e.g. width 16, (1, 1, 1, 1) for CPU smoke
 
     c.vit = ml_collections.ConfigDict()
     c.vit.variant = "B/16"

@@ -3,6 +3,9 @@
 Submodules are named after torchvision (`conv1`, `bn1`, `layer1.0.conv1`, `layer1.0.downsample.0/1`, `fc`) so the
 PyTorch state dict converts by renaming plus layout rules (`exif_jax.convert.mapping`). `fc` maps 2048 -> `out_dim`
 and its raw output is the image embedding, as in the original EXIF-as-Language model.
+
+`width` (stem channels, 64) and `stages` (bottlenecks per stage, (3, 4, 6, 3)) default to ResNet-50; smaller values
+give a narrower/shallower net with the same module names (e.g. width 16, stages (1, 1, 1, 1) for CPU smoke runs).
 """
 from __future__ import annotations
 
@@ -53,15 +56,18 @@ class ResNet50(nnx.Module):
 
     def __init__(self, out_dim: int = 768, *, bn_momentum: float = 0.1, bn_eps: float = 1e-5,
                  zero_init_residual: bool = False, dtype=None, param_dtype=jnp.float32, remat: bool = False,
-                 bn_axis_name=None, rngs: nnx.Rngs):
+                 bn_axis_name=None, width: int = 64, stages=STAGES_50, rngs: nnx.Rngs):
+        stages = tuple(int(b) for b in stages)
+        if width < 1 or len(stages) != 4 or min(stages) < 1:
+            raise ValueError(f"resnet width={width}, stages={stages}: need width >= 1 and 4 stages of >= 1 blocks")
         self.remat = remat
         self.dtype = dtype
         bn_kw = dict(momentum=bn_momentum, epsilon=bn_eps, dtype=dtype, param_dtype=param_dtype,
                      axis_name=bn_axis_name)
-        self.conv1 = _conv(3, 64, 7, 2, 3, dtype, param_dtype, rngs)
-        self.bn1 = BatchNorm(64, **bn_kw)
-        inplanes = 64
-        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), STAGES_50)):
+        self.conv1 = _conv(3, width, 7, 2, 3, dtype, param_dtype, rngs)
+        self.bn1 = BatchNorm(width, **bn_kw)
+        inplanes = width
+        for i, (planes, blocks) in enumerate(zip((width, 2 * width, 4 * width, 8 * width), stages)):
             layer = []
             for b in range(blocks):
                 stride = 2 if (i > 0 and b == 0) else 1
@@ -69,7 +75,8 @@ class ResNet50(nnx.Module):
                                         zero_init_residual=zero_init_residual, rngs=rngs))
                 inplanes = planes * 4
             setattr(self, f"layer{i + 1}", nnx.List(layer))
-        self.fc = nnx.Linear(2048, out_dim, kernel_init=torch_linear_init(2048), bias_init=torch_linear_init(2048),
+        feat = inplanes  # 2048 for ResNet-50
+        self.fc = nnx.Linear(feat, out_dim, kernel_init=torch_linear_init(feat), bias_init=torch_linear_init(feat),
                              dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
     def features(self, x, train: bool = False):
