@@ -348,3 +348,22 @@ def test_partial_decode_other_jpeg_kinds(mode, kw):
     offs = [(0, 0), (40, 17), (150 - CROP, 90 - CROP)]
     for (t, l), got in zip(offs, decode_crops(data, offs, CROP)):
         np.testing.assert_array_equal(got, full[t:t + CROP, l:l + CROP])
+
+
+def test_crop_align_puts_crops_on_the_jpeg_grid(dataset, tokenizer):
+    root, photos = dataset
+    ds = make_dataset(_cfg(root / "tf", crop_align=8), global_batch_size=8, process_index=0, process_count=1,
+                      seed=3, split="train", crop_size=CROP)
+    decoded = {pid: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for pid, (b, _) in photos.items()}
+    offsets = set()
+    for b in _take(ds, 4):
+        for row, pid in enumerate(_identify(b, photos, tokenizer, 16)):
+            full = decoded[pid]
+            hits = [(y, x) for y in range(full.shape[0] - CROP + 1) for x in range(full.shape[1] - CROP + 1)
+                    if np.array_equal(full[y:y + CROP, x:x + CROP], b["image"][row])]
+            assert any(y % 8 == 0 and x % 8 == 0 for y, x in hits), f"{pid}: crop not on the 8 px grid: {hits}"
+            offsets.add(hits[0])
+    assert len({o for o in offsets if o != (0, 0)}) > 5  # still random positions, only on the grid
+    with pytest.raises(DataError, match="crop_align"):
+        make_dataset(_cfg(root / "tf", crop_align=0), global_batch_size=8, process_index=0, process_count=1, seed=3,
+                     split="train", crop_size=CROP)

@@ -31,6 +31,8 @@ Data config keys (`config.data`):
   num_workers     grain worker processes for decode/crop (`mp_prefetch`; default 0 = in-process)
   text_len        fixed token length L (default: `max_text_len` if set, else dataset_info.json `text_len`)
   crops_per_image crops per decoded image (default 1; the `crops_per_image` argument wins when not 1)
+  crop_align      crop offsets are multiples of this (default 1, as the original; 8 keeps crops on the JPEG block
+                  grid, so a patch-8 ViT's patches are exactly JPEG blocks and quantization traces line up)
   eval_split      name of the held-out split (default "eval")
   cycle_length    files read concurrently by the interleave (default 16)
   prefetch        batches buffered per worker process (default 2)
@@ -276,11 +278,13 @@ def decode_crops(image: bytes, offsets: Sequence[tuple[int, int]], crop: int,
         return out
 
 
-def crop_offsets(seed: int, image_index: int, width: int, height: int, crop: int, n: int) -> list[tuple[int, int]]:
-    """`n` uniformly random (top, left) crop offsets for image `image_index` of a seeded stream."""
+def crop_offsets(seed: int, image_index: int, width: int, height: int, crop: int, n: int,
+                 align: int = 1) -> list[tuple[int, int]]:
+    """`n` uniformly random (top, left) crop offsets for image `image_index` of a seeded stream, multiples of
+    `align` (8: on the JPEG block grid, 16: on the 4:2:0 MCU grid; 1: anywhere, the original's crops)."""
     rng = np.random.default_rng([seed, image_index])
-    tops = rng.integers(0, height - crop + 1, size=n)
-    lefts = rng.integers(0, width - crop + 1, size=n)
+    tops = rng.integers(0, (height - crop) // align + 1, size=n) * align
+    lefts = rng.integers(0, (width - crop) // align + 1, size=n) * align
     return [(int(t), int(l)) for t, l in zip(tops, lefts)]
 
 
@@ -336,7 +340,7 @@ class _CropBatchIterator(grain.DatasetIterator):
             idx = self._image_index
             self._image_index += 1
             targets = [(j, g + j) for j in range(self._K) if g + j >= min_batch]
-            offsets = crop_offsets(self._seed, idx, r["width"], r["height"], self._C, self._K)
+            offsets = crop_offsets(self._seed, idx, r["width"], r["height"], self._C, self._K, self._ds.crop_align)
             try:
                 crops = decode_crops(r["image"], [offsets[j] for j, _ in targets], self._C) if targets else []
             except (OSError, ValueError, SyntaxError) as e:  # validated at ingest, so rare: count, never fatal
@@ -425,6 +429,7 @@ class _ExifBatchDataset(grain.IterDataset):
         self.crops_per_image, self.normalize, self.seed = crops_per_image, normalize, seed
         self.shuffle_window, self.cycle_length = shuffle_window, cycle_length
         self.num_epochs, self.shuffle = num_epochs, shuffle
+        self.crop_align = 1
         self.shuffle_seed = seed  # ArrayRecord: the global permutation (same on every process)
         self.process_slice = slice(None)  # ArrayRecord: this process's share of the global permutation
         self._worker_slice = slice(None)
@@ -523,6 +528,10 @@ def make_dataset(data_cfg, *, global_batch_size: int, process_index: int, proces
         text_len=resolve_text_len(data_cfg, info, tokenizer_max_len), crops_per_image=crops_per_image,
         normalize=normalize, seed=pseed, shuffle_window=int(_cfg_get(data_cfg, "shuffle_window", 512)),
         cycle_length=int(_cfg_get(data_cfg, "cycle_length", 16)), num_epochs=num_epochs, shuffle=shuffle)
+    align = int(_cfg_get(data_cfg, "crop_align", 1))
+    if align < 1:
+        raise DataError(f"data.crop_align={align}: must be >= 1")
+    ds.crop_align = align
     if fmt == "array_record":
         # every process sees the same global permutation and takes its own slice of it
         ds.shuffle_seed = _derive_seed(seed, 0, 0)
