@@ -79,6 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.eval_split = "eval"
     c.data.eval_batches = 4  # held-out batches per eval (-1: one pass over the whole held-out split)
     c.data.eval_batch_size = 0  # 0: same as batch_size
+    c.data.eval_crops_per_image = 1  # crops of every held-out photo (one per ordered pass over the split)
     c.data.steps_per_epoch = 0  # 0: from dataset_info.json (train count // batch_size)
 
     c.mesh = ml_collections.ConfigDict()

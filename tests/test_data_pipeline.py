@@ -367,3 +367,25 @@ def test_crop_align_puts_crops_on_the_jpeg_grid(dataset, tokenizer):
     with pytest.raises(DataError, match="crop_align"):
         make_dataset(_cfg(root / "tf", crop_align=0), global_batch_size=8, process_index=0, process_count=1, seed=3,
                      split="train", crop_size=CROP)
+
+
+def test_trainer_eval_gives_every_held_out_photo_k_distinct_crops(dataset, tokenizer):
+    import collections
+
+    from configs import common
+    from exif_jax.train.trainer import PipelineData
+
+    root, photos = dataset
+    c = common.base_config()
+    c.data.path, c.data.shuffle_window, c.data.text_len, c.data.crop = str(root / "tf"), 8, 16, CROP
+    c.data.eval_split, c.data.eval_batches, c.data.eval_batch_size = "train", -1, 8
+    c.data.crops_per_image, c.data.eval_crops_per_image = 4, 3  # train-time spreading must not shape the eval
+    batches = list(PipelineData(c).eval_batches())
+    assert len(batches) == N_PHOTOS * 3 // 8
+    crops = collections.defaultdict(set)
+    for b in batches:
+        pids = _identify(b, photos, tokenizer, 16)
+        assert len(set(pids)) == len(pids)  # a batch never holds two crops of one photo
+        for row, pid in enumerate(pids):
+            crops[pid].add(b["image"][row].tobytes())
+    assert sorted(crops) == sorted(photos) and all(len(v) == 3 for v in crops.values())

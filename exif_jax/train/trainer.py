@@ -53,8 +53,17 @@ class PipelineData:
         c = self.config
         batch = int(c.data.eval_batch_size) or int(c.batch_size)
         split = str(c.data.get("eval_split", "eval") or "eval")
+        # Every held-out photo gives `eval_crops_per_image` crops, one per ordered pass (the crop offsets differ
+        # between passes); one crop per photo per pass keeps a batch's photos distinct without the train-time
+        # spreading, whose start-up would leave most photos of a small eval split with only some of their crops.
+        passes = int(c.data.get("eval_crops_per_image", 1) or 1)
+        data_cfg = ml_collections.ConfigDict(c.data.to_dict())
+        data_cfg.crops_per_image = 1
         try:
-            it = iter(self._make(split, batch, num_epochs=1, shuffle=False))
+            it = iter(self._pipeline.make_dataset(
+                data_cfg, global_batch_size=batch, process_index=jax.process_index(),
+                process_count=jax.process_count(), seed=int(c.seed), split=split, crop_size=int(c.data.crop),
+                num_epochs=passes, shuffle=False))
         except self._pipeline.DataError as e:
             logging.warning("no evaluation: %s", e)
             return
