@@ -1,13 +1,15 @@
 """Train-step throughput of `paper_rn50` and `vit_b16` vs PyTorch baselines of the original training step.
 
-    python bench/train_step.py                       # CPU, batch 16, text length 64 -> bench/results/train_step.json
+    python bench/train_step.py --text-len 256 --dtypes float32,bfloat16   # CPU -> bench/results/train_step.json
     python bench/train_step.py --device gpu --batch 128 --out bench/results/train_step_gpu.json
 
 Same run, same machine: (a) the exif-jax step (one jitted sharded step: forward, global-batch CLIP loss, backward,
 optimizer) for each config on one device; (b) PyTorch: torchvision ResNet-50 (fc -> 768) + transformers
 DistilBertModel (base, masked mean pooling), CLIP loss at scale 100, Adam(lr 1e-4, betas 0.9/0.98, eps 1e-6,
-weight_decay 1e-4) -- once with text padded to 512 tokens as the original did, once at our text length.
-Reports samples/s, XLA's FLOPs per step (`compiled.cost_analysis()`), achieved TFLOP/s and MFU against the chip's
+weight_decay 1e-4) -- once with text padded to 512 tokens as the original did, once at our text length (the
+`clean` texts' bucket is 256: median 181, p95 236 tokens), and, when bf16 is benchmarked, once more at our length
+under `torch.autocast(bfloat16)` so a bf16 step is compared with a bf16 step. On CPU the MFU denominator is this
+machine's measured matmul peak (a 4096x768x3072 GEMM in JAX, fp32 and bf16). Reports samples/s, XLA's FLOPs per step (`compiled.cost_analysis()`), achieved TFLOP/s and MFU against the chip's
 peak (table below; `--peak-tflops` for others), and ratios against both baselines.
 """
 from __future__ import annotations
@@ -37,25 +39,42 @@ def _peak(device_kind: str, override: float | None):
     return None
 
 
-def _jax_config(name: str, batch: int, text_len: int, device: str):
+def _jax_config(name: str, batch: int, text_len: int, dtype: str):
     import importlib
 
     cfg = importlib.import_module(f"configs.{name}").get_config()
     cfg.batch_size = batch
     cfg.data.max_text_len = text_len
     cfg.mesh.data, cfg.mesh.fsdp = 1, 1
-    if device == "cpu":
-        cfg.model.dtype = "float32"  # no bf16 matrix units on this CPU
+    if dtype:
+        cfg.model.dtype = dtype
     return cfg
 
 
-def bench_jax(name, batch, text_len, steps, device, peak):
+def cpu_gemm_peak_tflops(dtype: str) -> float:
+    """Measured matmul rate of this CPU (TFLOP/s): a 4096x768 @ 768x3072 GEMM, the shape of DistilBERT's FFN."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = jnp.asarray(rng.normal(size=(4096, 768)), dtype)
+    b = jnp.asarray(rng.normal(size=(768, 3072)), dtype)
+    mm = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
+    mm(a, b).block_until_ready()
+    t0 = time.perf_counter()
+    for _ in range(5):
+        mm(a, b).block_until_ready()
+    return 2 * 4096 * 768 * 3072 / ((time.perf_counter() - t0) / 5) / 1e12
+
+
+def bench_jax(name, batch, text_len, steps, device, peak, dtype=""):
     import jax
     import numpy as np
 
     from exif_jax.train import mesh as mesh_lib, state as state_lib, step as step_lib
 
-    cfg = _jax_config(name, batch, text_len, device)
+    cfg = _jax_config(name, batch, text_len, dtype)
     mesh = mesh_lib.make_mesh(cfg.mesh, devices=jax.devices()[:1])
     with jax.set_mesh(mesh):
         spec = state_lib.state_spec(cfg, mesh)
@@ -83,6 +102,7 @@ def bench_jax(name, batch, text_len, steps, device, peak):
         jax.block_until_ready(m)
         dt = (time.perf_counter() - t0) / steps
     out = {"config": name, "crop": C, "text_len": text_len, "dtype": str(cfg.model.dtype), "batch": batch,
+           "peak_tflops_used": peak,
            "step_s": dt, "samples_per_s": batch / dt, "compile_s": compile_s, "flops_per_step": flops,
            "achieved_tflops": flops / dt / 1e12, "loss_finite": bool(np.isfinite(float(m["loss"])))}
     out["mfu"] = out["achieved_tflops"] / peak if peak else None
@@ -92,7 +112,7 @@ def bench_jax(name, batch, text_len, steps, device, peak):
     return out
 
 
-def bench_torch(batch, text_len, steps, device, crop=124):
+def bench_torch(batch, text_len, steps, device, crop=124, autocast_bf16=False):
     import torch
     import torch.nn.functional as F
     import torchvision
@@ -111,8 +131,10 @@ def bench_torch(batch, text_len, steps, device, crop=124):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        img = vis(x)
-        h = txt(input_ids=ids, attention_mask=mask).last_hidden_state
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast_bf16):
+            img = vis(x)
+            h = txt(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+            img = img.float()
         m = mask.unsqueeze(-1).float()
         t = (h * m).sum(1) / m.sum(1)
         logits = 100.0 * F.normalize(img, dim=-1) @ F.normalize(t, dim=-1).T
@@ -131,7 +153,8 @@ def bench_torch(batch, text_len, steps, device, crop=124):
     if dev.type == "cuda":
         torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / steps
-    return {"what": f"torch {torch.__version__}: torchvision resnet50 + DistilBertModel(base), CLIP loss, Adam",
+    return {"what": f"torch {torch.__version__}: torchvision resnet50 + DistilBertModel(base), CLIP loss, Adam"
+                    + (", autocast bf16" if autocast_bf16 else ""),
             "text_len": text_len, "batch": batch, "crop": crop, "step_s": dt, "samples_per_s": batch / dt,
             "loss": float(loss.detach())}
 
@@ -143,6 +166,8 @@ def main(argv=None) -> int:
     p.add_argument("--text-len", type=int, default=64, help="our text length (the 512 baseline is always run)")
     p.add_argument("--steps", type=int, default=0, help="timed steps (default: 3 on CPU, 20 on GPU)")
     p.add_argument("--configs", default="paper_rn50,vit_b16")
+    p.add_argument("--dtypes", default="", help="JAX compute dtypes to run, e.g. float32,bfloat16 (default: float32 "
+                   "on CPU, each config's own on GPU)")
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--peak-tflops", type=float, default=None, help="chip peak for MFU when not in the table")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "train_step.json"))
@@ -155,26 +180,38 @@ def main(argv=None) -> int:
         torch.set_num_threads(os.cpu_count() or 1)
     steps = a.steps or (3 if a.device == "cpu" else 20)
     kind = jax.devices()[0].device_kind
+    dtypes = [d for d in a.dtypes.split(",") if d] or (["float32"] if a.device == "cpu" else [""])
     peak = _peak(kind, a.peak_tflops)
+    cpu_peaks = {}
+    if a.device == "cpu" and not a.peak_tflops:
+        cpu_peaks = {d: cpu_gemm_peak_tflops(d) for d in dtypes}
+        print(f"[bench] CPU matmul peak (measured): "
+              + ", ".join(f"{d} {1000 * v:.0f} GFLOP/s" for d, v in cpu_peaks.items()), flush=True)
     res = {"benchmark": "train_step", "device": a.device, "device_kind": kind, "peak_tflops": peak,
            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                        "load_average_1_5_15": list(os.getloadavg())},
-           "batch": a.batch, "timed_steps": steps, "jax": jax.__version__, "jax_steps": [], "torch": {}}
+           "batch": a.batch, "timed_steps": steps, "jax": jax.__version__, "jax_steps": [], "torch": {},
+           "cpu_matmul_peak_tflops": cpu_peaks or None}
     if not a.skip_torch:
-        for name, L in (("original_512", 512), ("ours_len", a.text_len)):
+        runs = [("original_512", 512, False), ("ours_len", a.text_len, False)]
+        if "bfloat16" in dtypes:
+            runs.append(("ours_len_bf16", a.text_len, True))
+        for name, L, bf16 in runs:
             print(f"[bench] torch baseline {name} (L={L}) ...", flush=True)
-            res["torch"][name] = bench_torch(a.batch, L, max(1, steps // 2) if L == 512 else steps, a.device)
+            res["torch"][name] = bench_torch(a.batch, L, max(1, steps // 2) if L == 512 else steps, a.device,
+                                             autocast_bf16=bf16)
             print(f"[bench]   {res['torch'][name]['samples_per_s']:.2f} samples/s", flush=True)
     for name in [c for c in a.configs.split(",") if c]:
-        print(f"[bench] exif-jax {name} ...", flush=True)
-        r = bench_jax(name, a.batch, a.text_len, steps, a.device, peak)
-        for base, t in res["torch"].items():
-            r[f"ratio_vs_torch_{base}"] = r["samples_per_s"] / t["samples_per_s"]
-        res["jax_steps"].append(r)
-        print(f"[bench]   {r['samples_per_s']:.2f} samples/s, {r['achieved_tflops']:.3f} TFLOP/s"
-              + (f", MFU {100 * r['mfu']:.1f}%" if r["mfu"] else "")
-              + "".join(f", {r[k]:.2f}x {k[len('ratio_vs_torch_'):]}" for k in r if k.startswith("ratio_")),
-              flush=True)
+        for dtype in dtypes:
+            print(f"[bench] exif-jax {name} {dtype or '(config dtype)'} ...", flush=True)
+            r = bench_jax(name, a.batch, a.text_len, steps, a.device, cpu_peaks.get(dtype, peak), dtype)
+            for base, t in res["torch"].items():
+                r[f"ratio_vs_torch_{base}"] = r["samples_per_s"] / t["samples_per_s"]
+            res["jax_steps"].append(r)
+            print(f"[bench]   {r['samples_per_s']:.2f} samples/s, {r['achieved_tflops']:.3f} TFLOP/s"
+                  + (f", MFU {100 * r['mfu']:.1f}%" if r["mfu"] else "")
+                  + "".join(f", {r[k]:.2f}x {k[len('ratio_vs_torch_'):]}" for k in r if k.startswith("ratio_")),
+                  flush=True)
     out = pathlib.Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
