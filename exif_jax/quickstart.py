@@ -78,6 +78,15 @@ def smoke_config(data_path: pathlib.Path, steps: int):
     return c
 
 
+def _tower_name(model_cfg) -> str:
+    if model_cfg.image_tower == "resnet50":
+        r = model_cfg.resnet
+        width, stages = int(r.get("width", 64)), tuple(r.get("stages", (3, 4, 6, 3)))
+        if (width, stages) != (64, (3, 4, 6, 3)):
+            return f"`resnet50` narrowed to width {width}, stages {'-'.join(map(str, stages))}"
+    return f"`{model_cfg.image_tower}`"
+
+
 def _last_metrics(train_dir: pathlib.Path) -> list[dict]:
     path = train_dir / "metrics.jsonl"
     if not path.is_file():
@@ -224,7 +233,7 @@ def write_report(workdir: pathlib.Path, r: dict) -> pathlib.Path:
         f"{r['ingest']['splits']['train']['records']} train, {r['ingest']['splits']['eval']['records']} held out "
         f"(by photo), {r['ingest']['counts']['rejected']} rejected.", "",
         "## 2. Training", "",
-        f"`configs/smoke.py` (image tower `{t['config'].model.image_tower}`, {t['config'].data.crop} px crops, "
+        f"`configs/smoke.py` (image tower {_tower_name(t['config'].model)}, {t['config'].data.crop} px crops, "
         f"batch {t['config'].batch_size}) for {t['steps']} steps in {t['seconds'] / 60:.1f} min: loss "
         f"{_fmt(t['first_loss'])} -> {_fmt(last.get('loss'))} (chance level ln {t['config'].batch_size} = "
         f"{math.log(t['config'].batch_size):.3f}). Checkpoints, `metrics.jsonl` and TensorBoard events: "
