@@ -3,6 +3,8 @@
 Subcommands are imported lazily so `exif-jax exif` does not pay for importing JAX models or torch.
 """
 import importlib
+import logging
+import os
 import sys
 
 COMMANDS = {
@@ -23,6 +25,24 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+class _NoCudaPluginTraceback(logging.Filter):
+    """The `cuda-aot` extra installs jax-cuda12-plugin (to compile for GPU topologies without a GPU); on a machine
+    without an NVIDIA driver JAX logs its failed start as a 20-line traceback. Keep one line of it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if msg.startswith("Jax plugin configuration error") and "cuda" in msg:
+            print("exif-jax: jax-cuda12-plugin is installed but this machine has no NVIDIA driver; using the other "
+                  "JAX backends", file=sys.stderr)
+            return False
+        return True
+
+
+def quiet_missing_cuda_plugin() -> None:
+    if not os.path.exists("/proc/driver/nvidia/version"):
+        logging.getLogger("jax._src.xla_bridge").addFilter(_NoCudaPluginTraceback())
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -32,6 +52,7 @@ def main(argv=None) -> int:
     if name not in COMMANDS:
         print(f"exif-jax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    quiet_missing_cuda_plugin()
     module = importlib.import_module(f"exif_jax.commands.{name}")
     return int(module.main(rest) or 0)
 

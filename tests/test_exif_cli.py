@@ -118,3 +118,26 @@ def test_bad_images_are_reported_and_the_rest_printed(shared_data, tmp_path, cap
     # the truncated file is either an error naming it or printed with the items the reader could recover
     assert str(folder / "c.JPG") in err or str(folder / "c.JPG") in out
     assert "notes.txt" not in out + err
+
+
+def test_missing_cuda_driver_plugin_traceback_becomes_one_line(capsys, caplog):
+    import logging
+
+    from exif_jax.cli import _NoCudaPluginTraceback
+
+    log = logging.getLogger("exif_jax_test.xla_bridge")
+    flt = _NoCudaPluginTraceback()
+    log.addFilter(flt)
+    try:
+        try:
+            raise RuntimeError("Unable to load CUDA. Is it installed?")
+        except RuntimeError:
+            log.error("Jax plugin configuration error: Exception when calling jax_plugins.xla_cuda12.initialize()",
+                      exc_info=True)
+        log.error("Jax plugin configuration error: Exception when calling jax_plugins.xla_tpu.initialize()")
+    finally:
+        log.removeFilter(flt)
+    err = capsys.readouterr().err
+    assert err.count("no NVIDIA driver") == 1 and "Traceback" not in err and "Unable to load CUDA" not in err
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 1 and "xla_tpu" in logged[0]  # other plugin errors pass through unchanged
