@@ -84,3 +84,12 @@ def test_load_rejects_unreadable_files_in_one_line(tmp_path):
             exif_jax.load(path)
         msg = str(e.value)
         assert str(path) in msg and words in msg and "\n" not in msg
+
+
+def test_original_layout_refuses_a_narrowed_resnet(tmp_path):
+    from exif_jax.convert import export_original
+
+    cfg = tiny_model_config("resnet50", **{"resnet.width": 16, "resnet.stages": (1, 1, 1, 1)})
+    with pytest.raises(ConversionError, match="original .pth layout holds only ResNet-50"):
+        export_original(build_model(cfg, nnx.Rngs(0)), cfg, tmp_path / "narrow.pth")
+    assert not (tmp_path / "narrow.pth").exists()
