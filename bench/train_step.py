@@ -1,6 +1,6 @@
 """Train-step throughput of `paper_rn50` and `vit_b16` vs PyTorch baselines of the original training step.
 
-    python bench/train_step.py --text-len 256 --dtypes float32,bfloat16   # CPU -> bench/results/train_step.json
+    python bench/train_step.py --text-len 256 --dtypes float32,bfloat16 --towers  # CPU -> bench/results/train_step.json
     python bench/train_step.py --device gpu --batch 128 --out bench/results/train_step_gpu.json
 
 Same run, same machine: (a) the exif-jax step (one jitted sharded step: forward, global-batch CLIP loss, backward,
@@ -66,6 +66,75 @@ def cpu_gemm_peak_tflops(dtype: str) -> float:
     for _ in range(5):
         mm(a, b).block_until_ready()
     return 2 * 4096 * 768 * 3072 / ((time.perf_counter() - t0) / 5) / 1e12
+
+
+def _timed(fn, n):
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
+def cpu_gemm_table() -> dict:
+    """Milliseconds of the FFN-shaped matmul in JAX by operand/result dtype (why bf16 helps little on XLA:CPU)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, dt, pref in (("fp32", jnp.float32, None), ("bf16_to_bf16", jnp.bfloat16, None),
+                           ("bf16_to_fp32", jnp.bfloat16, jnp.float32)):
+        a = jnp.asarray(rng.normal(size=(4096, 768)), dt)
+        b = jnp.asarray(rng.normal(size=(768, 3072)), dt)
+        mm = jax.jit(lambda x, y, pref=pref: jnp.dot(x, y, preferred_element_type=pref))
+        out[name + "_ms"] = 1e3 * _timed(lambda: mm(a, b).block_until_ready(), 5)
+    return out
+
+
+def towers_jax(batch, text_len, dtype, steps) -> dict:
+    """Seconds of image-tower and text-tower forward+backward alone (paper_rn50 towers, train-mode BatchNorm)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+
+    from exif_jax.models import build_model
+
+    cfg = _jax_config("paper_rn50", batch, text_len, dtype)
+    model = build_model(cfg.model, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(batch, 124, 124, 3)), jnp.float32)
+    ids = jnp.asarray(rng.integers(1000, 20000, (batch, text_len)), jnp.int32)
+    mask = jnp.ones((batch, text_len), jnp.int32)
+    gi = nnx.jit(lambda m: nnx.grad(lambda q: q.encode_image(x, train=True).astype(jnp.float32).sum())(m))
+    gt = nnx.jit(lambda m: nnx.grad(lambda q: q.encode_text(ids, mask).astype(jnp.float32).sum())(m))
+    return {"image_fwd_bwd_s": _timed(lambda: jax.block_until_ready(gi(model)), steps),
+            "text_fwd_bwd_s": _timed(lambda: jax.block_until_ready(gt(model)), steps)}
+
+
+def towers_torch(batch, text_len, steps) -> dict:
+    import torch
+    import torchvision
+    from transformers import DistilBertConfig, DistilBertModel
+
+    torch.manual_seed(0)
+    vis = torchvision.models.resnet50(num_classes=768).train()
+    txt = DistilBertModel(DistilBertConfig(dropout=0.0, attention_dropout=0.0)).train()
+    x = torch.randn(batch, 3, 124, 124)
+    ids = torch.randint(1000, 20000, (batch, text_len))
+    mask = torch.ones(batch, text_len, dtype=torch.long)
+
+    def image():
+        vis.zero_grad()
+        vis(x).sum().backward()
+
+    def text():
+        txt.zero_grad()
+        txt(input_ids=ids, attention_mask=mask).last_hidden_state.mean(1).sum().backward()
+
+    return {"image_fwd_bwd_s": _timed(image, steps), "text_fwd_bwd_s": _timed(text, steps)}
 
 
 def bench_jax(name, batch, text_len, steps, device, peak, dtype=""):
@@ -169,6 +238,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtypes", default="", help="JAX compute dtypes to run, e.g. float32,bfloat16 (default: float32 "
                    "on CPU, each config's own on GPU)")
     p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--towers", action="store_true", help="also time each tower's forward+backward alone (JAX per "
+                   "dtype and PyTorch, paper_rn50 towers at our length) and, on CPU, the matmul by dtype")
     p.add_argument("--peak-tflops", type=float, default=None, help="chip peak for MFU when not in the table")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "train_step.json"))
     a = p.parse_args(argv)
@@ -201,6 +272,14 @@ def main(argv=None) -> int:
             res["torch"][name] = bench_torch(a.batch, L, max(1, steps // 2) if L == 512 else steps, a.device,
                                              autocast_bf16=bf16)
             print(f"[bench]   {res['torch'][name]['samples_per_s']:.2f} samples/s", flush=True)
+    if a.towers:
+        res["towers"] = {f"jax_{d or 'config'}": towers_jax(a.batch, a.text_len, d, steps) for d in dtypes}
+        if not a.skip_torch:
+            res["towers"]["torch_fp32"] = towers_torch(a.batch, a.text_len, steps)
+        if a.device == "cpu":
+            res["cpu_matmul_ms"] = cpu_gemm_table()
+        print("[bench] towers (s): " + json.dumps(res["towers"]) + " " + json.dumps(res.get("cpu_matmul_ms", {})),
+              flush=True)
     for name in [c for c in a.configs.split(",") if c]:
         for dtype in dtypes:
             print(f"[bench] exif-jax {name} {dtype or '(config dtype)'} ...", flush=True)
