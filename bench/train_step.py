@@ -9,7 +9,8 @@ DistilBertModel (base, masked mean pooling), CLIP loss at scale 100, Adam(lr 1e-
 weight_decay 1e-4) -- once with text padded to 512 tokens as the original did, once at our text length (the
 `clean` texts' bucket is 256: median 181, p95 236 tokens), and, when bf16 is benchmarked, once more at our length
 under `torch.autocast(bfloat16)` so a bf16 step is compared with a bf16 step. On CPU the MFU denominator is this
-machine's measured matmul peak (a 4096x768x3072 GEMM in JAX, fp32 and bf16). Reports samples/s, XLA's FLOPs per step (`compiled.cost_analysis()`), achieved TFLOP/s and MFU against the chip's
+machine's measured matmul peak (a 4096x768x3072 GEMM in JAX, fp32 and bf16 with an fp32 result; `cpu_matmul_ms`).
+Reports samples/s, XLA's FLOPs per step (`compiled.cost_analysis()`), achieved TFLOP/s and MFU against the chip's
 peak (table below; `--peak-tflops` for others), and ratios against both baselines.
 """
 from __future__ import annotations
@@ -51,23 +52,6 @@ def _jax_config(name: str, batch: int, text_len: int, dtype: str):
     return cfg
 
 
-def cpu_gemm_peak_tflops(dtype: str) -> float:
-    """Measured matmul rate of this CPU (TFLOP/s): a 4096x768 @ 768x3072 GEMM, the shape of DistilBERT's FFN."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    a = jnp.asarray(rng.normal(size=(4096, 768)), dtype)
-    b = jnp.asarray(rng.normal(size=(768, 3072)), dtype)
-    mm = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
-    mm(a, b).block_until_ready()
-    t0 = time.perf_counter()
-    for _ in range(5):
-        mm(a, b).block_until_ready()
-    return 2 * 4096 * 768 * 3072 / ((time.perf_counter() - t0) / 5) / 1e12
-
-
 def _timed(fn, n):
     fn()
     t0 = time.perf_counter()
@@ -76,8 +60,12 @@ def _timed(fn, n):
     return (time.perf_counter() - t0) / n
 
 
+GEMM_FLOPS = 2 * 4096 * 768 * 3072  # DistilBERT's FFN matmul at batch 16 x 256 tokens
+
+
 def cpu_gemm_table() -> dict:
-    """Milliseconds of the FFN-shaped matmul in JAX by operand/result dtype (why bf16 helps little on XLA:CPU)."""
+    """Milliseconds of the FFN-shaped matmul in JAX by operand/result dtype (why bf16 helps little on XLA:CPU);
+    `fp32_ms` and `bf16_to_fp32_ms` also give this CPU's matmul peak, the MFU denominator on CPU."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -239,7 +227,7 @@ def main(argv=None) -> int:
                    "on CPU, each config's own on GPU)")
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--towers", action="store_true", help="also time each tower's forward+backward alone (JAX per "
-                   "dtype and PyTorch, paper_rn50 towers at our length) and, on CPU, the matmul by dtype")
+                   "dtype and PyTorch, paper_rn50 towers at our length)")
     p.add_argument("--peak-tflops", type=float, default=None, help="chip peak for MFU when not in the table")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "train_step.json"))
     a = p.parse_args(argv)
@@ -253,16 +241,19 @@ def main(argv=None) -> int:
     kind = jax.devices()[0].device_kind
     dtypes = [d for d in a.dtypes.split(",") if d] or (["float32"] if a.device == "cpu" else [""])
     peak = _peak(kind, a.peak_tflops)
-    cpu_peaks = {}
-    if a.device == "cpu" and not a.peak_tflops:
-        cpu_peaks = {d: cpu_gemm_peak_tflops(d) for d in dtypes}
-        print(f"[bench] CPU matmul peak (measured): "
+    cpu_peaks, gemm_ms = {}, {}
+    if a.device == "cpu":
+        gemm_ms = cpu_gemm_table()
+        if not a.peak_tflops:
+            cpu_peaks = {"float32": GEMM_FLOPS / gemm_ms["fp32_ms"] / 1e9,
+                         "bfloat16": GEMM_FLOPS / gemm_ms["bf16_to_fp32_ms"] / 1e9}
+        print(f"[bench] CPU matmul (ms by dtype): {json.dumps(gemm_ms)}; peak "
               + ", ".join(f"{d} {1000 * v:.0f} GFLOP/s" for d, v in cpu_peaks.items()), flush=True)
     res = {"benchmark": "train_step", "device": a.device, "device_kind": kind, "peak_tflops": peak,
            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                        "load_average_1_5_15": list(os.getloadavg())},
            "batch": a.batch, "timed_steps": steps, "jax": jax.__version__, "jax_steps": [], "torch": {},
-           "cpu_matmul_peak_tflops": cpu_peaks or None}
+           "cpu_matmul_peak_tflops": cpu_peaks or None, "cpu_matmul_ms": gemm_ms or None}
     if not a.skip_torch:
         runs = [("original_512", 512, False), ("ours_len", a.text_len, False)]
         if "bfloat16" in dtypes:
@@ -276,10 +267,7 @@ def main(argv=None) -> int:
         res["towers"] = {f"jax_{d or 'config'}": towers_jax(a.batch, a.text_len, d, steps) for d in dtypes}
         if not a.skip_torch:
             res["towers"]["torch_fp32"] = towers_torch(a.batch, a.text_len, steps)
-        if a.device == "cpu":
-            res["cpu_matmul_ms"] = cpu_gemm_table()
-        print("[bench] towers (s): " + json.dumps(res["towers"]) + " " + json.dumps(res.get("cpu_matmul_ms", {})),
-              flush=True)
+        print("[bench] towers (s): " + json.dumps(res["towers"]), flush=True)
     for name in [c for c in a.configs.split(",") if c]:
         for dtype in dtypes:
             print(f"[bench] exif-jax {name} {dtype or '(config dtype)'} ...", flush=True)

@@ -221,7 +221,9 @@ def topology_devices(target: Target) -> list:
     devices = list(topo.devices)
     if len(devices) != target.num_devices:
         raise CompileError(f"{target.name}: the topology has {len(devices)} devices, expected {target.num_devices}")
-    if target.num_slices > 1 and len({getattr(d, "slice_index", 0) for d in devices}) != target.num_slices:
+    from exif_jax.train.mesh import num_slices
+
+    if target.num_slices > 1 and num_slices(devices) != target.num_slices:
         raise CompileError(f"{target.name}: libtpu did not make {target.num_slices} slices of the topology")
     return devices
 

@@ -71,7 +71,6 @@ def smoke_config(data_path: pathlib.Path, steps: int):
     c.data.path = str(data_path)
     c.batch_size = 16  # ~25 training photos: keep each batch's photos mostly distinct
     c.data.eval_batch_size = 8
-    c.data.eval_batches = -1  # every crop of the ~11 held-out photos
     c.log_every = min(int(c.log_every), 10)
     c.eval_every = max(int(steps) // 3, 10)
     c.checkpoint_every = max(int(steps) // 3, 10)
@@ -79,11 +78,11 @@ def smoke_config(data_path: pathlib.Path, steps: int):
 
 
 def _tower_name(model_cfg) -> str:
-    if model_cfg.image_tower == "resnet50":
-        r = model_cfg.resnet
-        width, stages = int(r.get("width", 64)), tuple(r.get("stages", (3, 4, 6, 3)))
-        if (width, stages) != (64, (3, 4, 6, 3)):
-            return f"`resnet50` narrowed to width {width}, stages {'-'.join(map(str, stages))}"
+    from exif_jax.models.resnet import is_resnet50_layout, resnet_layout
+
+    if model_cfg.image_tower == "resnet50" and not is_resnet50_layout(model_cfg.resnet):
+        width, stages = resnet_layout(model_cfg.resnet)
+        return f"`resnet50` narrowed to width {width}, stages {'-'.join(map(str, stages))}"
     return f"`{model_cfg.image_tower}`"
 
 

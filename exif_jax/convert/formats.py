@@ -140,10 +140,10 @@ def read_safetensors(path):
 
 # --------------------------------------------------------------------------------------------------- original
 def _check_original_exportable(cfg):
-    r = cfg.get("resnet", {})
-    narrowed = (int(r.get("width", 64)), tuple(r.get("stages", (3, 4, 6, 3)))) != (64, (3, 4, 6, 3))
-    if (cfg.image_tower != "resnet50" or narrowed or cfg.image_projection or cfg.text_projection
-            or cfg.loss != "clip"):
+    from exif_jax.models.resnet import is_resnet50_layout
+
+    if (cfg.image_tower != "resnet50" or not is_resnet50_layout(cfg.get("resnet", {})) or cfg.image_projection
+            or cfg.text_projection or cfg.loss != "clip"):
         raise ConversionError("the original .pth layout holds only ResNet-50 + DistilBERT without projections "
                               "(CLIP loss); use --format safetensors or hf for this model")
 

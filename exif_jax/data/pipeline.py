@@ -30,7 +30,7 @@ Data config keys (`config.data`):
   shuffle_window  window shuffle size in records for TFRecord (default 512; 0/1 = off). Memory ~ window x JPEG size
   num_workers     grain worker processes for decode/crop (`mp_prefetch`; default 0 = in-process)
   text_len        fixed token length L (default: `max_text_len` if set, else dataset_info.json `text_len`)
-  crops_per_image crops per decoded image (default 1; the `crops_per_image` argument wins when not 1)
+  crops_per_image crops per decoded image (default 1; a `crops_per_image` argument wins)
   crop_align      crop offsets are multiples of this (default 1, as the original; 8 keeps crops on the JPEG block
                   grid, so a patch-8 ViT's patches are exactly JPEG blocks and quantization traces line up)
   eval_split      name of the held-out split (default "eval")
@@ -485,7 +485,7 @@ def _check_first_record(files: Sequence[str], fmt: str) -> None:
 
 
 def make_dataset(data_cfg, *, global_batch_size: int, process_index: int, process_count: int, seed: int, split: str,
-                 crop_size: int, tokenizer_max_len: int | None = None, crops_per_image: int = 1,
+                 crop_size: int, tokenizer_max_len: int | None = None, crops_per_image: int | None = None,
                  normalize: bool = False, num_epochs: int | None = None, shuffle: bool = True) -> grain.IterDataset:
     """grain `IterDataset` of this process's batches (see module docstring for stages and config keys).
 
@@ -502,7 +502,7 @@ def make_dataset(data_cfg, *, global_batch_size: int, process_index: int, proces
     if not 0 <= process_index < process_count:
         raise DataError(f"process_index {process_index} out of range for {process_count} processes")
     batch = global_batch_size // process_count
-    if crops_per_image == 1:
+    if crops_per_image is None:
         crops_per_image = int(_cfg_get(data_cfg, "crops_per_image", 1))
     if crops_per_image < 1 or crops_per_image > batch:
         raise DataError(f"crops_per_image {crops_per_image} must be in [1, per-process batch {batch}]")

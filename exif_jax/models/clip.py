@@ -15,7 +15,7 @@ from exif_jax.models import losses
 from exif_jax.models.configs import decode_text, decode_vit
 from exif_jax.models.distilbert import DistilBert
 from exif_jax.models.layers import dtype_of, torch_linear_init
-from exif_jax.models.resnet import ResNet50
+from exif_jax.models.resnet import ResNet50, resnet_layout
 from exif_jax.models.vit import VisionTransformer
 
 
@@ -26,10 +26,10 @@ class ExifClip(nnx.Module):
         common = dict(dtype=dtype, param_dtype=param_dtype, remat=bool(cfg.remat))
         if cfg.image_tower == "resnet50":
             r = cfg.resnet
+            width, stages = resnet_layout(r)
             self.visual = ResNet50(embed, bn_momentum=r.bn_momentum, bn_eps=r.bn_eps,
                                    zero_init_residual=r.zero_init_residual, bn_axis_name=bn_axis_name,
-                                   width=int(r.get("width", 64)), stages=tuple(r.get("stages", (3, 4, 6, 3))), rngs=rngs,
-                                   **common)
+                                   width=width, stages=stages, rngs=rngs, **common)
         elif cfg.image_tower == "vit":
             v = decode_vit(cfg.vit.variant)
             self.visual = VisionTransformer(width=v.width, depth=v.depth, heads=v.heads, mlp_dim=v.mlp_dim,

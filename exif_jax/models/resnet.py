@@ -19,6 +19,16 @@ from exif_jax.models.layers import BatchNorm, torch_linear_init
 _conv_init = jax.nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 STAGES_50 = (3, 4, 6, 3)
+WIDTH_50 = 64
+
+
+def resnet_layout(resnet_cfg) -> tuple[int, tuple[int, ...]]:
+    """(`width`, `stages`) of a `config.model.resnet` (configs saved before these keys: ResNet-50's)."""
+    return int(resnet_cfg.get("width", WIDTH_50)), tuple(int(b) for b in resnet_cfg.get("stages", STAGES_50))
+
+
+def is_resnet50_layout(resnet_cfg) -> bool:
+    return resnet_layout(resnet_cfg) == (WIDTH_50, STAGES_50)
 
 
 def _conv(cin, cout, k, stride, pad, dtype, param_dtype, rngs):
@@ -56,7 +66,7 @@ class ResNet50(nnx.Module):
 
     def __init__(self, out_dim: int = 768, *, bn_momentum: float = 0.1, bn_eps: float = 1e-5,
                  zero_init_residual: bool = False, dtype=None, param_dtype=jnp.float32, remat: bool = False,
-                 bn_axis_name=None, width: int = 64, stages=STAGES_50, rngs: nnx.Rngs):
+                 bn_axis_name=None, width: int = WIDTH_50, stages=STAGES_50, rngs: nnx.Rngs):
         stages = tuple(int(b) for b in stages)
         if width < 1 or len(stages) != 4 or min(stages) < 1:
             raise ValueError(f"resnet width={width}, stages={stages}: need width >= 1 and 4 stages of >= 1 blocks")

@@ -36,6 +36,12 @@ def make_encode_fn(graphdef, mesh, state_shardings):
                    out_shardings=(bs, bs, sharding.replicated(mesh)))
 
 
+def _hits(queries: np.ndarray, texts: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """[N, U] bool: column j of row i is True when row i's own text (`labels[i]`) is ranked j-th (cosine)."""
+    order = np.argsort(-(queries @ texts.T), axis=1, kind="stable")
+    return order == labels[:, None]
+
+
 def retrieval_metrics(img: np.ndarray, txt: np.ndarray, ids: np.ndarray, ks=(1, 5)) -> dict:
     """Image->text top-k, each image ranked against the DISTINCT texts of the eval set.
 
@@ -47,9 +53,7 @@ def retrieval_metrics(img: np.ndarray, txt: np.ndarray, ids: np.ndarray, ks=(1, 
     txt = txt / np.maximum(np.linalg.norm(txt, axis=-1, keepdims=True), 1e-12)
     _, first, inverse = np.unique(ids, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
-    sim = img @ txt[first].T
-    order = np.argsort(-sim, axis=1, kind="stable")
-    hits = order == inverse[:, None]
+    hits = _hits(img, txt[first], inverse)
     n_texts = len(first)
     out = {f"eval_top{k}": float(np.mean(hits[:, :k].any(axis=1))) for k in ks}
     out["eval_n"] = float(len(img))
@@ -62,8 +66,7 @@ def retrieval_metrics(img: np.ndarray, txt: np.ndarray, ids: np.ndarray, ks=(1, 
         photo = np.zeros((n_texts, img.shape[1]))
         np.add.at(photo, inverse, img)
         photo /= np.maximum(np.linalg.norm(photo, axis=-1, keepdims=True), 1e-12)
-        order = np.argsort(-(photo @ txt[first].T), axis=1, kind="stable")
-        hits = order == np.arange(n_texts)[:, None]
+        hits = _hits(photo, txt[first], np.arange(n_texts))
         for k in ks:
             out[f"eval_photo_top{k}"] = float(np.mean(hits[:, :k].any(axis=1)))
     return out

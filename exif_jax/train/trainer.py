@@ -40,11 +40,11 @@ class PipelineData:
         self.info = pipeline.load_dataset_info(str(config.data.path)) if str(config.data.path) else None
         self.text_len = pipeline.resolve_text_len(config.data, self.info, None)
 
-    def _make(self, split, batch, data_cfg=None, **kw):
+    def _make(self, split, batch, **kw):
         c = self.config
         return self._pipeline.make_dataset(
-            data_cfg or c.data, global_batch_size=batch, process_index=jax.process_index(),
-            process_count=jax.process_count(), seed=int(c.seed), split=split, crop_size=int(c.data.crop), **kw)
+            c.data, global_batch_size=batch, process_index=jax.process_index(), process_count=jax.process_count(),
+            seed=int(c.seed), split=split, crop_size=int(c.data.crop), **kw)
 
     def train_iterator(self):
         return iter(self._make("train", int(self.config.batch_size)))
@@ -57,10 +57,8 @@ class PipelineData:
         # between passes); one crop per photo per pass keeps a batch's photos distinct without the train-time
         # spreading, whose start-up would leave most photos of a small eval split with only some of their crops.
         passes = int(c.data.get("eval_crops_per_image", 1) or 1)
-        data_cfg = ml_collections.ConfigDict(c.data.to_dict())
-        data_cfg.crops_per_image = 1
         try:
-            it = iter(self._make(split, batch, data_cfg, num_epochs=passes, shuffle=False))
+            it = iter(self._make(split, batch, crops_per_image=1, num_epochs=passes, shuffle=False))
         except self._pipeline.DataError as e:
             logging.warning("no evaluation: %s", e)
             return
