@@ -231,6 +231,11 @@ def main(argv=None) -> int:
     p.add_argument("--peak-tflops", type=float, default=None, help="chip peak for MFU when not in the table")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "train_step.json"))
     a = p.parse_args(argv)
+    if argv is None and a.device == "cpu":
+        # The same glibc malloc settings as `exif-jax train`, for JAX and PyTorch alike (one process):
+        # EXIF_JAX_MALLOC_TUNING=0 runs both without them.
+        from exif_jax import host_malloc
+        host_malloc.reexec_with_tuning([str(pathlib.Path(__file__).resolve()), *sys.argv[1:]])
     os.environ.setdefault("JAX_PLATFORMS", "cpu" if a.device == "cpu" else "cuda")
     import jax
     import torch
@@ -251,7 +256,8 @@ def main(argv=None) -> int:
               + ", ".join(f"{d} {1000 * v:.0f} GFLOP/s" for d, v in cpu_peaks.items()), flush=True)
     res = {"benchmark": "train_step", "device": a.device, "device_kind": kind, "peak_tflops": peak,
            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                       "load_average_1_5_15": list(os.getloadavg())},
+                       "load_average_1_5_15": list(os.getloadavg()),
+                       "glibc_tunables": os.environ.get("GLIBC_TUNABLES")},
            "batch": a.batch, "timed_steps": steps, "jax": jax.__version__, "jax_steps": [], "torch": {},
            "cpu_matmul_peak_tflops": cpu_peaks or None, "cpu_matmul_ms": gemm_ms or None}
     if not a.skip_torch:

@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from exif_jax import host_malloc
+
 COMMANDS = {
     "exif": "print camera metadata (EXIF) of JPEGs or YFCC lines as items and rendered text",
     "ingest": "write image+EXIF pairs as sharded TFRecord / ArrayRecord with dataset_info.json",
@@ -16,6 +18,10 @@ COMMANDS = {
     "compile": "ahead-of-time compile a config's train step for a TPU/GPU topology",
     "quickstart": "ingest bundled photos, train the smoke config, evaluate, localize a synthetic splice",
 }
+
+# Commands that run models: started from the shell they restart once with glibc malloc tuned for large buffers
+# (`exif_jax.host_malloc`); called in-process (`main([...])`) they run as they are.
+HEAVY = ("train", "splice", "quickstart", "compile")
 
 
 def _usage() -> str:
@@ -44,6 +50,7 @@ def quiet_missing_cuda_plugin() -> None:
 
 
 def main(argv=None) -> int:
+    argv_from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -52,6 +59,8 @@ def main(argv=None) -> int:
     if name not in COMMANDS:
         print(f"exif-jax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if name in HEAVY and argv_from_sys:
+        host_malloc.reexec_with_tuning(["-m", "exif_jax.cli", *argv])
     quiet_missing_cuda_plugin()
     module = importlib.import_module(f"exif_jax.commands.{name}")
     return int(module.main(rest) or 0)
