@@ -183,3 +183,22 @@ def test_resnet_depth_and_width_knobs():
     assert shapes["visual.fc.weight"] == (cfg.embed_dim, 512)
     with pytest.raises(ValueError, match="stages"):
         build_model(tiny_model_config("resnet50", **{"resnet.stages": (1, 1, 1)}), nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("padding", [((0, 0), (0, 0)), "VALID", ((1, 1), (1, 1))])
+def test_resnet_1x1_conv_as_matmul_equals_the_convolution(stride, padding):
+    from exif_jax.models.resnet import Conv
+
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 8))
+    conv = Conv(8, 4, (1, 1), strides=(stride, stride), padding=padding, use_bias=False, rngs=nnx.Rngs(0))
+    ref = jax.lax.conv_general_dilated(x, conv.kernel[...], (stride, stride), padding,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    loss = lambda c, x: jnp.sum(jnp.sin(c(x)))  # noqa: E731
+    ref_loss = lambda k, x: jnp.sum(jnp.sin(jax.lax.conv_general_dilated(  # noqa: E731
+        x, k, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))))
+    np.testing.assert_allclose(conv(x), ref, rtol=1e-5, atol=1e-5)
+    gk, gx = nnx.grad(loss, argnums=(0, 1))(conv, x)
+    rk, rx = jax.grad(ref_loss, argnums=(0, 1))(conv.kernel[...], x)
+    np.testing.assert_allclose(gk.kernel[...], rk, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-5)

@@ -41,7 +41,8 @@ class Conv(nnx.Conv):
     """
 
     def __call__(self, x):
-        if self.kernel_size != (1, 1) or self.bias is not None or self.mask is not None:
+        unpadded = self.padding in ("VALID", 0, ((0, 0), (0, 0)))
+        if self.kernel_size != (1, 1) or not unpadded or self.bias is not None or self.mask is not None:
             return super().__call__(x)
         sh, sw = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides or (1, 1))
         if sh > 1 or sw > 1:
@@ -51,8 +52,6 @@ class Conv(nnx.Conv):
 
 
 def _conv(cin, cout, k, stride, pad, dtype, param_dtype, rngs):
-    if k == 1 and pad != 0:
-        raise ValueError("a padded 1x1 convolution is not a matmul: ResNet's 1x1 convolutions have padding 0")
     return Conv(cin, cout, (k, k), strides=(stride, stride), padding=((pad, pad), (pad, pad)), use_bias=False,
                     kernel_init=_conv_init, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
