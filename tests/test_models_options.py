@@ -1,5 +1,6 @@
 """Model switches against the plain fp32 model: bf16 compute (fp32 params), remat, scan over layers (forward and
-gradients), ViT mean pooling and crop sizes, named sizes; ResNet 1x1 convolutions as matmuls vs lax convolution; DistilBERT tower vs transformers with padding."""
+gradients), ViT mean pooling and crop sizes, named sizes; ResNet 1x1 convolutions as matmuls vs lax convolution;
+DistilBERT tower vs transformers with padding."""
 import jax
 import jax.numpy as jnp
 import numpy as np
