@@ -3,8 +3,9 @@
 Why: XLA:CPU and PyTorch allocate every large intermediate (a 16 x 12 x 256 x 256 attention score tensor is 50 MB)
 with `malloc`, and glibc serves allocations above 32 MB with a fresh `mmap` that is unmapped on `free`. Each step
 then page-faults all of that memory again in 4 KiB pages: timing 5 forward and 5 forward+backward passes of
-DistilBERT (batch 16, 256 tokens) took 7.8 million page faults, and the CPU train step ran ~30% slower. `glibc.malloc.hugetlb=1` backs those mappings with transparent huge pages (machines whose THP
-mode is `madvise`, the common default) and the two thresholds keep freed memory for the next step.
+DistilBERT (batch 16, 256 tokens) took 7.8 million page faults, and the CPU train step ran ~30% slower.
+`glibc.malloc.hugetlb=1` backs those mappings with transparent huge pages (machines whose THP mode is `madvise`,
+the common default) and the two thresholds keep freed memory for the next step.
 
 glibc reads `GLIBC_TUNABLES` only at process start, so `reexec_with_tuning` restarts the current command (same
 PID, same argv) with it set. Opt out with `EXIF_JAX_MALLOC_TUNING=0`; a `GLIBC_TUNABLES` you set yourself is left

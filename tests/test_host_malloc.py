@@ -14,10 +14,15 @@ REEXEC = ("import sys; from exif_jax import host_malloc; "
 pytestmark = pytest.mark.skipif(not host_malloc.wanted({}), reason="needs Linux with glibc")
 
 
-def _run(env_extra, *args):
+def _python(code, *args, env_extra=None):
+    """`python -c code args` with neither GLIBC_TUNABLES nor the opt-out set, plus `env_extra`."""
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", host_malloc.OPT_OUT)}
-    env.update(env_extra)
-    out = subprocess.run([sys.executable, "-c", REEXEC, *args], env=env, capture_output=True, text=True, timeout=60)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def _run(env_extra, *args):
+    out = _python(REEXEC, *args, env_extra=env_extra)
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
 
@@ -32,14 +37,11 @@ def test_opt_out_and_user_setting_are_respected():
 
 
 def test_cli_restarts_model_commands():
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    env.pop(host_malloc.OPT_OUT, None)
     probe = ("import os, sys; from exif_jax import cli; "
              "cli.COMMANDS['probe'] = ''; cli.HEAVY = ('probe',); import types; "
              "sys.modules['exif_jax.commands.probe'] = types.SimpleNamespace("
              "main=lambda argv: print(os.environ.get('GLIBC_TUNABLES'), argv)); sys.exit(cli.main())")
     # The restarted process is `python -m exif_jax.cli`, which does not know the probe command: its error shows
     # that the restart happened.
-    out = subprocess.run([sys.executable, "-c", probe, "probe", "x"], env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = _python(probe, "probe", "x")
     assert "unknown command 'probe'" in out.stderr

@@ -193,13 +193,12 @@ def test_resnet_1x1_conv_as_matmul_equals_the_convolution(stride, padding):
 
     x = jax.random.normal(jax.random.key(0), (2, 9, 9, 8))
     conv = Conv(8, 4, (1, 1), strides=(stride, stride), padding=padding, use_bias=False, rngs=nnx.Rngs(0))
-    ref = jax.lax.conv_general_dilated(x, conv.kernel[...], (stride, stride), padding,
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    loss = lambda c, x: jnp.sum(jnp.sin(c(x)))  # noqa: E731
-    ref_loss = lambda k, x: jnp.sum(jnp.sin(jax.lax.conv_general_dilated(  # noqa: E731
-        x, k, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))))
-    np.testing.assert_allclose(conv(x), ref, rtol=1e-5, atol=1e-5)
-    gk, gx = nnx.grad(loss, argnums=(0, 1))(conv, x)
-    rk, rx = jax.grad(ref_loss, argnums=(0, 1))(conv.kernel[...], x)
+
+    def ref_conv(k, x):
+        return jax.lax.conv_general_dilated(x, k, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    np.testing.assert_allclose(conv(x), ref_conv(conv.kernel[...], x), rtol=1e-5, atol=1e-5)
+    gk, gx = nnx.grad(lambda c, x: jnp.sum(jnp.sin(c(x))), argnums=(0, 1))(conv, x)
+    rk, rx = jax.grad(lambda k, x: jnp.sum(jnp.sin(ref_conv(k, x))), argnums=(0, 1))(conv.kernel[...], x)
     np.testing.assert_allclose(gk.kernel[...], rk, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-5)
