@@ -12,6 +12,10 @@ under `torch.autocast(bfloat16)` so a bf16 step is compared with a bf16 step. On
 machine's measured matmul peak (a 4096x768x3072 GEMM in JAX, fp32 and bf16 with an fp32 result; `cpu_matmul_ms`).
 Reports samples/s, XLA's FLOPs per step (`compiled.cost_analysis()`), achieved TFLOP/s and MFU against the chip's
 peak (table below; `--peak-tflops` for others), and ratios against both baselines.
+
+On CPU every measurement runs in a fresh process (the JAX step never shares a process with PyTorch's OpenMP pool
+or allocator) and the whole set is repeated `--rounds` times, interleaved, because a shared 2-core VM drifts by
+up to 30% over minutes: the JSON keeps each round's step time and same-round ratios, the headline is the median.
 """
 from __future__ import annotations
 
@@ -216,6 +220,60 @@ def bench_torch(batch, text_len, steps, device, crop=124, autocast_bf16=False):
             "loss": float(loss.detach())}
 
 
+RESULT_TAG = "[bench-result] "
+
+
+def run_job(job: dict, a) -> dict:
+    """One measurement: `job["kind"]` in gemm | torch | towers_jax | towers_torch | jax."""
+    import jax
+
+    steps = a.steps or (3 if a.device == "cpu" else 20)
+    if job["kind"] == "gemm":
+        return cpu_gemm_table()
+    if job["kind"] == "torch":
+        L = job["text_len"]
+        return bench_torch(a.batch, L, max(1, steps // 2) if L == 512 else steps, a.device,
+                           autocast_bf16=job["bf16"])
+    if job["kind"] == "towers_jax":
+        return towers_jax(a.batch, a.text_len, job["dtype"], steps)
+    if job["kind"] == "towers_torch":
+        return towers_torch(a.batch, a.text_len, steps)
+    if job["kind"] == "jax":
+        kind = jax.devices()[0].device_kind
+        return bench_jax(job["config"], a.batch, a.text_len, steps, a.device, job.get("peak") or
+                         _peak(kind, a.peak_tflops), job["dtype"])
+    raise ValueError(f"unknown bench job {job!r}")
+
+
+def _job_name(job: dict) -> str:
+    if job["kind"] == "torch":
+        return job["name"]
+    if job["kind"] == "jax":
+        return f"{job['config']}_{job['dtype'] or 'config'}"
+    if job["kind"] == "towers_jax":
+        return f"jax_{job['dtype'] or 'config'}"
+    return {"towers_torch": "torch_fp32"}.get(job["kind"], job["kind"])
+
+
+def _run_isolated(job: dict, argv: list) -> dict:
+    """Runs `job` in a fresh Python process (same flags, same environment) and returns its result."""
+    import subprocess
+
+    cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), *argv, "--job", json.dumps(job)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"bench job {_job_name(job)} failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(lines[-1][len(RESULT_TAG):])
+
+
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
@@ -227,28 +285,42 @@ def main(argv=None) -> int:
                    "on CPU, each config's own on GPU)")
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--towers", action="store_true", help="also time each tower's forward+backward alone (JAX per "
-                   "dtype and PyTorch, paper_rn50 towers at our length)")
+                   "dtype and PyTorch, paper_rn50 towers at our length; first round only)")
+    p.add_argument("--rounds", type=int, default=0, help="repeat every measurement this many times, interleaved "
+                   "(JAX, PyTorch, JAX, PyTorch, ...); results are per-round medians (default: 2 on CPU, 1 on GPU)")
+    p.add_argument("--in-process", action="store_true", help="run every measurement in this process instead of "
+                   "one fresh process each (the default on CPU, so neither framework's thread pools, allocator "
+                   "state or page cache is left to the other)")
     p.add_argument("--peak-tflops", type=float, default=None, help="chip peak for MFU when not in the table")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "train_step.json"))
+    p.add_argument("--job", default="", help=argparse.SUPPRESS)  # internal: run one measurement, print its JSON
     a = p.parse_args(argv)
-    if argv is None and a.device == "cpu":
-        # The same glibc malloc settings as `exif-jax train`, for JAX and PyTorch alike (one process):
-        # EXIF_JAX_MALLOC_TUNING=0 runs both without them.
+    if argv is None and a.device == "cpu" and not a.job:
+        # The same glibc malloc settings as `exif-jax train`, for JAX and PyTorch alike (the job processes
+        # inherit them): EXIF_JAX_MALLOC_TUNING=0 runs both without them.
         from exif_jax import host_malloc
         host_malloc.reexec_with_tuning([str(pathlib.Path(__file__).resolve()), *sys.argv[1:]])
     os.environ.setdefault("JAX_PLATFORMS", "cpu" if a.device == "cpu" else "cuda")
-    import jax
-    import torch
+    if (a.job or a.in_process) and a.device == "cpu":
+        import torch
 
-    if a.device == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
+    if a.job:
+        print(RESULT_TAG + json.dumps(run_job(json.loads(a.job), a)), flush=True)
+        return 0
+    import jax
+
+    isolated = not a.in_process and a.device == "cpu"
+    child_argv = list(sys.argv[1:] if argv is None else argv)
+    run = (lambda job: _run_isolated(job, child_argv)) if isolated else (lambda job: run_job(job, a))
+    rounds = a.rounds or (2 if a.device == "cpu" else 1)
     steps = a.steps or (3 if a.device == "cpu" else 20)
-    kind = jax.devices()[0].device_kind
+    kind = "cpu" if a.device == "cpu" and isolated else jax.devices()[0].device_kind
     dtypes = [d for d in a.dtypes.split(",") if d] or (["float32"] if a.device == "cpu" else [""])
     peak = _peak(kind, a.peak_tflops)
     cpu_peaks, gemm_ms = {}, {}
     if a.device == "cpu":
-        gemm_ms = cpu_gemm_table()
+        gemm_ms = run({"kind": "gemm"})
         if not a.peak_tflops:
             cpu_peaks = {"float32": GEMM_FLOPS / gemm_ms["fp32_ms"] / 1e9,
                          "bfloat16": GEMM_FLOPS / gemm_ms["bf16_to_fp32_ms"] / 1e9}
@@ -258,33 +330,60 @@ def main(argv=None) -> int:
            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                        "load_average_1_5_15": list(os.getloadavg()),
                        "glibc_tunables": os.environ.get("GLIBC_TUNABLES")},
-           "batch": a.batch, "timed_steps": steps, "jax": jax.__version__, "jax_steps": [], "torch": {},
+           "batch": a.batch, "timed_steps": steps, "rounds": rounds,
+           "isolation": "one fresh process per measurement" if isolated else "one process",
+           "jax": jax.__version__, "jax_steps": [], "torch": {},
            "cpu_matmul_peak_tflops": cpu_peaks or None, "cpu_matmul_ms": gemm_ms or None}
-    if not a.skip_torch:
-        runs = [("original_512", 512, False), ("ours_len", a.text_len, False)]
-        if "bfloat16" in dtypes:
-            runs.append(("ours_len_bf16", a.text_len, True))
-        for name, L, bf16 in runs:
-            print(f"[bench] torch baseline {name} (L={L}) ...", flush=True)
-            res["torch"][name] = bench_torch(a.batch, L, max(1, steps // 2) if L == 512 else steps, a.device,
-                                             autocast_bf16=bf16)
-            print(f"[bench]   {res['torch'][name]['samples_per_s']:.2f} samples/s", flush=True)
-    if a.towers:
-        res["towers"] = {f"jax_{d or 'config'}": towers_jax(a.batch, a.text_len, d, steps) for d in dtypes}
-        if not a.skip_torch:
-            res["towers"]["torch_fp32"] = towers_torch(a.batch, a.text_len, steps)
-        print("[bench] towers (s): " + json.dumps(res["towers"]), flush=True)
-    for name in [c for c in a.configs.split(",") if c]:
-        for dtype in dtypes:
-            print(f"[bench] exif-jax {name} {dtype or '(config dtype)'} ...", flush=True)
-            r = bench_jax(name, a.batch, a.text_len, steps, a.device, cpu_peaks.get(dtype, peak), dtype)
-            for base, t in res["torch"].items():
-                r[f"ratio_vs_torch_{base}"] = r["samples_per_s"] / t["samples_per_s"]
-            res["jax_steps"].append(r)
-            print(f"[bench]   {r['samples_per_s']:.2f} samples/s, {r['achieved_tflops']:.3f} TFLOP/s"
-                  + (f", MFU {100 * r['mfu']:.1f}%" if r["mfu"] else "")
-                  + "".join(f", {r[k]:.2f}x {k[len('ratio_vs_torch_'):]}" for k in r if k.startswith("ratio_")),
-                  flush=True)
+    torch_jobs = [] if a.skip_torch else [
+        {"kind": "torch", "name": "original_512", "text_len": 512, "bf16": False},
+        {"kind": "torch", "name": "ours_len", "text_len": a.text_len, "bf16": False}]
+    if not a.skip_torch and "bfloat16" in dtypes:
+        torch_jobs.append({"kind": "torch", "name": "ours_len_bf16", "text_len": a.text_len, "bf16": True})
+    jax_jobs = [{"kind": "jax", "config": c, "dtype": d, "peak": cpu_peaks.get(d, peak)}
+                for c in a.configs.split(",") if c for d in dtypes]
+    tower_jobs = [{"kind": "towers_jax", "dtype": d} for d in dtypes] if a.towers else []
+    if a.towers and not a.skip_torch:
+        tower_jobs.append({"kind": "towers_torch"})
+    per_round = {}
+    for r in range(rounds):
+        # Interleaved so that a slow phase of a noisy machine hits both frameworks.
+        for job in [*(tower_jobs if r == 0 else []), *torch_jobs, *jax_jobs]:
+            name = _job_name(job)
+            print(f"[bench] round {r + 1}/{rounds}: {job['kind']} {name} ...", flush=True)
+            out = run(job)
+            per_round.setdefault((job["kind"], name), []).append(out)
+            if "samples_per_s" in out:
+                print(f"[bench]   {out['samples_per_s']:.2f} samples/s", flush=True)
+            else:
+                print(f"[bench]   {json.dumps(out)}", flush=True)
+
+    def summarise(outs):
+        best = dict(min(outs, key=lambda o: o["step_s"]))
+        med = _median([o["step_s"] for o in outs])
+        best.update(step_s=med, samples_per_s=a.batch / med, step_s_rounds=[o["step_s"] for o in outs])
+        if "flops_per_step" in best:
+            best["achieved_tflops"] = best["flops_per_step"] / med / 1e12
+            best["mfu"] = best["achieved_tflops"] / best["peak_tflops_used"] if best["peak_tflops_used"] else None
+        return best
+
+    for job in torch_jobs:
+        res["torch"][job["name"]] = summarise(per_round[("torch", job["name"])])
+    if tower_jobs:
+        res["towers"] = {_job_name(j): per_round[(j["kind"], _job_name(j))][0] for j in tower_jobs}
+    for job in jax_jobs:
+        outs = per_round[("jax", _job_name(job))]
+        r = summarise(outs)
+        for base, t in res["torch"].items():
+            r[f"ratio_vs_torch_{base}"] = r["samples_per_s"] / t["samples_per_s"]
+            # Same-round ratios: each pairs measurements taken minutes apart.
+            r[f"ratio_vs_torch_{base}_rounds"] = [t_o["step_s"] / o["step_s"] for o, t_o in
+                                                  zip(outs, per_round[("torch", base)])]
+        res["jax_steps"].append(r)
+        print(f"[bench] {job['config']} {job['dtype'] or '(config dtype)'}: {r['samples_per_s']:.2f} samples/s "
+              f"(median of {len(outs)}), {r['achieved_tflops']:.3f} TFLOP/s"
+              + (f", MFU {100 * r['mfu']:.1f}%" if r["mfu"] else "")
+              + "".join(f", {r[k]:.2f}x {k[len('ratio_vs_torch_'):]}" for k in r
+                        if k.startswith("ratio_") and not k.endswith("_rounds")), flush=True)
     out = pathlib.Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
