@@ -358,13 +358,14 @@ def main(argv=None) -> int:
                 print(f"[bench]   {json.dumps(out)}", flush=True)
 
     def summarise(outs):
-        best = dict(min(outs, key=lambda o: o["step_s"]))
+        """First round's record with the median step time over rounds (and the rates derived from it)."""
+        row = dict(outs[0])
         med = _median([o["step_s"] for o in outs])
-        best.update(step_s=med, samples_per_s=a.batch / med, step_s_rounds=[o["step_s"] for o in outs])
-        if "flops_per_step" in best:
-            best["achieved_tflops"] = best["flops_per_step"] / med / 1e12
-            best["mfu"] = best["achieved_tflops"] / best["peak_tflops_used"] if best["peak_tflops_used"] else None
-        return best
+        row.update(step_s=med, samples_per_s=a.batch / med, step_s_rounds=[o["step_s"] for o in outs])
+        if "flops_per_step" in row:
+            row["achieved_tflops"] = row["flops_per_step"] / med / 1e12
+            row["mfu"] = row["achieved_tflops"] / row["peak_tflops_used"] if row["peak_tflops_used"] else None
+        return row
 
     for job in torch_jobs:
         res["torch"][job["name"]] = summarise(per_round[("torch", job["name"])])
