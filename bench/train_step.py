@@ -225,8 +225,6 @@ RESULT_TAG = "[bench-result] "
 
 def run_job(job: dict, a) -> dict:
     """One measurement: `job["kind"]` in gemm | torch | towers_jax | towers_torch | jax."""
-    import jax
-
     steps = a.steps or (3 if a.device == "cpu" else 20)
     if job["kind"] == "gemm":
         return cpu_gemm_table()
@@ -239,6 +237,8 @@ def run_job(job: dict, a) -> dict:
     if job["kind"] == "towers_torch":
         return towers_torch(a.batch, a.text_len, steps)
     if job["kind"] == "jax":
+        import jax
+
         kind = jax.devices()[0].device_kind
         return bench_jax(job["config"], a.batch, a.text_len, steps, a.device, job.get("peak") or
                          _peak(kind, a.peak_tflops), job["dtype"])
@@ -288,9 +288,9 @@ def main(argv=None) -> int:
                    "dtype and PyTorch, paper_rn50 towers at our length; first round only)")
     p.add_argument("--rounds", type=int, default=0, help="repeat every measurement this many times, interleaved "
                    "(JAX, PyTorch, JAX, PyTorch, ...); results are per-round medians (default: 2 on CPU, 1 on GPU)")
-    p.add_argument("--in-process", action="store_true", help="run every measurement in this process instead of "
-                   "one fresh process each (the default on CPU, so neither framework's thread pools, allocator "
-                   "state or page cache is left to the other)")
+    p.add_argument("--in-process", action="store_true", help="run every measurement in this process. Without "
+                   "it, CPU runs give each measurement a fresh process, so that neither framework inherits the "
+                   "other's thread pools or allocator state; GPU runs are always in-process")
     p.add_argument("--peak-tflops", type=float, default=None, help="chip peak for MFU when not in the table")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "train_step.json"))
     p.add_argument("--job", default="", help=argparse.SUPPRESS)  # internal: run one measurement, print its JSON
