@@ -202,3 +202,15 @@ def test_resnet_1x1_conv_as_matmul_equals_the_convolution(stride, padding):
     rk, rx = jax.grad(lambda k, x: jnp.sum(jnp.sin(ref_conv(k, x))), argnums=(0, 1))(conv.kernel[...], x)
     np.testing.assert_allclose(gk.kernel[...], rk, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw,lax_kw", [({"feature_group_count": 2}, {"feature_group_count": 2}),
+                                       ({"input_dilation": 2}, {"lhs_dilation": (2, 2)})])
+def test_resnet_1x1_conv_keeps_grouped_and_dilated_convolutions(kw, lax_kw):
+    from exif_jax.models.resnet import Conv
+
+    x = jax.random.normal(jax.random.key(0), (2, 5, 5, 8))
+    conv = Conv(8, 4, (1, 1), padding=((0, 0), (0, 0)), use_bias=False, rngs=nnx.Rngs(0), **kw)
+    ref = jax.lax.conv_general_dilated(x, conv.kernel[...], (1, 1), ((0, 0), (0, 0)),
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"), **lax_kw)
+    np.testing.assert_allclose(conv(x), ref, rtol=1e-5, atol=1e-5)

@@ -42,18 +42,20 @@ class Conv(nnx.Conv):
 
     def __call__(self, x):
         unpadded = self.padding in ("VALID", 0, ((0, 0), (0, 0)))
-        if self.kernel_size != (1, 1) or not unpadded or self.bias is not None or self.mask is not None:
+        plain = self.feature_group_count == 1 and self.input_dilation in (None, 1, (1, 1))
+        if self.kernel_size != (1, 1) or not unpadded or not plain or self.bias is not None or self.mask is not None:
             return super().__call__(x)
         sh, sw = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides or (1, 1))
         if sh > 1 or sw > 1:
             x = x[:, ::sh, ::sw, :]
         x, kernel = self.promote_dtype((x, self.kernel[...][0, 0]), dtype=self.dtype)
-        return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision=self.precision)
+        return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision=self.precision,
+                                   preferred_element_type=self.preferred_element_type)
 
 
 def _conv(cin, cout, k, stride, pad, dtype, param_dtype, rngs):
     return Conv(cin, cout, (k, k), strides=(stride, stride), padding=((pad, pad), (pad, pad)), use_bias=False,
-                    kernel_init=_conv_init, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+                kernel_init=_conv_init, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
 
 class Bottleneck(nnx.Module):
