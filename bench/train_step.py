@@ -223,9 +223,13 @@ def bench_torch(batch, text_len, steps, device, crop=124, autocast_bf16=False):
 RESULT_TAG = "[bench-result] "
 
 
+def _steps(a) -> int:
+    return a.steps or (3 if a.device == "cpu" else 20)
+
+
 def run_job(job: dict, a) -> dict:
     """One measurement: `job["kind"]` in gemm | torch | towers_jax | towers_torch | jax."""
-    steps = a.steps or (3 if a.device == "cpu" else 20)
+    steps = _steps(a)
     if job["kind"] == "gemm":
         return cpu_gemm_table()
     if job["kind"] == "torch":
@@ -237,11 +241,7 @@ def run_job(job: dict, a) -> dict:
     if job["kind"] == "towers_torch":
         return towers_torch(a.batch, a.text_len, steps)
     if job["kind"] == "jax":
-        import jax
-
-        kind = jax.devices()[0].device_kind
-        return bench_jax(job["config"], a.batch, a.text_len, steps, a.device, job.get("peak") or
-                         _peak(kind, a.peak_tflops), job["dtype"])
+        return bench_jax(job["config"], a.batch, a.text_len, steps, a.device, job["peak"], job["dtype"])
     raise ValueError(f"unknown bench job {job!r}")
 
 
@@ -314,7 +314,7 @@ def main(argv=None) -> int:
     child_argv = list(sys.argv[1:] if argv is None else argv)
     run = (lambda job: _run_isolated(job, child_argv)) if isolated else (lambda job: run_job(job, a))
     rounds = a.rounds or (2 if a.device == "cpu" else 1)
-    steps = a.steps or (3 if a.device == "cpu" else 20)
+    steps = _steps(a)
     kind = "cpu" if a.device == "cpu" and isolated else jax.devices()[0].device_kind
     dtypes = [d for d in a.dtypes.split(",") if d] or (["float32"] if a.device == "cpu" else [""])
     peak = _peak(kind, a.peak_tflops)
