@@ -53,6 +53,7 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
 def base_config() -> ml_collections.ConfigDict:
     """Every key the trainer reads, with neutral defaults; experiment configs override what they need."""
     c = ml_collections.ConfigDict()
+    c.config_name = ""  # which config this is ("smoke"); reports name a trained model by it and its step
     c.seed = 0
     c.batch_size = 64  # global, over all processes and devices
     c.total_steps = 1000

@@ -18,6 +18,7 @@ def get_config(arg=None):
 
     a = common.parse_arg(arg, epochs=50, steps_per_epoch=1500, bf16=False, runlocal=False)
     c = common.base_config()
+    c.config_name = "paper_rn50"
     common.with_model(c, get_model_config("resnet50"))  # embed 768, text base, fixed scale 100, clip loss
     c.model.text.dropout = 0.0
     c.model.text.attention_dropout = 0.0

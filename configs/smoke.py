@@ -29,6 +29,7 @@ def get_config(arg=None):
     if a.tower not in ("resnet", "resnet50", "vit"):
         raise ValueError(f"config arg tower={a.tower!r}: expected resnet, resnet50 or vit")
     c = common.base_config()
+    c.config_name = "smoke"
     crop = 64
     narrow = {"resnet.width": 16, "resnet.stages": (1, 1, 1, 1)} if a.tower == "resnet" else {}
     model = get_model_config("vit" if a.tower == "vit" else "resnet50",

@@ -17,6 +17,7 @@ def get_config(arg=None):
 
     a = common.parse_arg(arg, res=128, batch=16384, steps=100_000, fsdp=False, runlocal=False)
     c = common.base_config()
+    c.config_name = "vit_b16"
     model = get_model_config("vit", **{"vit.variant": "B/16", "image_size": a.res, "embed_dim": 768,
                                        "dtype": "bfloat16", "vit.act": "gelu"})
     common.with_model(c, model)

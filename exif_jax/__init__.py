@@ -10,6 +10,6 @@ def load(weights, **kwargs):
 
     Returns an object with `encode_images(uint8 NHWC) -> np.ndarray` and `encode_texts(list[str]) -> np.ndarray`.
     """
-    from exif_jax.models.api import load as _load
+    from exif_jax.inference import load as _load
 
     return _load(weights, **kwargs)

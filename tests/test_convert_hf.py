@@ -15,7 +15,7 @@ from exif_jax.convert import export_hf, save_safetensors, to_torch_state
 from exif_jax.convert.mapping import random_model
 from exif_jax.convert.torch_reference import ExifClipTorch
 from exif_jax.models import build_model, tiny_model_config
-from exif_jax.models.api import ExifModel
+from exif_jax.inference import ExifModel
 from exif_jax.models.preprocess import normalize_images_np
 
 TEXTS = ["Make: Canon Model: Canon EOS 7D Exposure Time: 1/200 sec F-Number: f/5.6",

@@ -10,7 +10,7 @@ from exif_jax.convert import ConversionError, init_from_pretrained, load_torch_s
 from exif_jax.convert.mapping import random_model
 from exif_jax.convert.torch_reference import distilbert_config, masked_mean
 from exif_jax.models import build_model, tiny_model_config
-from exif_jax.models.api import ExifModel
+from exif_jax.inference import ExifModel
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import top_k_accuracy_score
 
-from exif_jax import quickstart
+from exif_jax.commands import quickstart_run as quickstart
 
 STEPS = 4
 

@@ -41,7 +41,7 @@ def main(argv) -> int:
         return 1
     from exif_jax.convert import formats
     from exif_jax.convert.mapping import ConversionError
-    from exif_jax.models.api import load_model
+    from exif_jax.inference import load_model
 
     t0 = time.time()
     try:

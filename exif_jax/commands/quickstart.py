@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         print("exif-jax quickstart: --splices must be at least 1", file=sys.stderr)
         return 2
     os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the quickstart is a CPU run; never wait for accelerators
-    from exif_jax import quickstart
+    from exif_jax.commands import quickstart_run as quickstart
 
     try:
         quickstart.run(args.workdir, minutes=args.minutes, steps=args.steps, num_splices=args.splices)

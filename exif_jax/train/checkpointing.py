@@ -88,10 +88,11 @@ def read_config(workdir) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
-def restore_model(workdir, step: int | None = None, build_model=None):
+def restore_model(workdir, step: int | None = None, build_model=None, info: dict | None = None):
     """`(model_cfg, ExifClip)` from a trainer workdir's latest (or given) checkpoint, on the first local device.
 
-    Used by `exif_jax.load(workdir)`. Optimizer moments are read and dropped.
+    Used by `exif_jax.load(workdir)`. Optimizer moments are read and dropped. `info` (a dict), when given, receives
+    `step` (the restored step) and `name` (the config's `config_name`, when the workdir recorded one).
     """
     from exif_jax.train import mesh as mesh_lib, state as state_lib
 
@@ -112,6 +113,8 @@ def restore_model(workdir, step: int | None = None, build_model=None):
         from flax import nnx
 
         model, _ = nnx.merge(spec.graphdef, state)
+        if info is not None:
+            info.update(step=int(step), name=str(config.get("config_name", "") or ""))
         return cfg.model, model
     finally:
         ckpt.close()

@@ -1,5 +1,8 @@
 """`exif_jax.load(weights) -> ExifModel`: embeddings from any saved model, as numpy, in a few lines.
 
+The inference facade sits above `models/`, `convert/` and `train/` (it reads trainer workdirs and PyTorch files),
+so `exif_jax.models` stays pure Flax.
+
     import exif_jax
     model = exif_jax.load("wrapper_75_new.pth")      # original .pth, exported .safetensors, hf dir, or workdir
     img = model.encode_images(patches_uint8_nhwc)     # [N, 768] float32, raw (unnormalized) like the original
@@ -24,9 +27,13 @@ from exif_jax.models.preprocess import normalize_images
 class ExifModel:
     """Inference wrapper around an `ExifClip`; `.model` (the NNX module) and `.config` (its model config)."""
 
-    def __init__(self, model, config, *, batch_size: int = 64, tokenizer=None, max_text_len: int | None = None):
+    def __init__(self, model, config, *, batch_size: int = 64, tokenizer=None, max_text_len: int | None = None,
+                 step: int | None = None, name: str = "", weights: str = ""):
         self.model = model
         self.config = config
+        self.step = step  # checkpoint step for a trainer workdir, else None
+        self.name = name  # config name ("smoke") when known, else "" (see `label`)
+        self.weights = str(weights)
         self.batch_size = int(batch_size)
         self.max_text_len = max_text_len
         self._tokenizer = tokenizer
@@ -97,14 +104,53 @@ class ExifModel:
     def logit_scale(self) -> float:
         return float(self.model.logit_scale())
 
+    @property
+    def label(self) -> str:
+        """How reports name this model: by config and step (`smoke step 2387`), never by the weights folder's name."""
+        name = self.name or describe_architecture(self.config)
+        return f"{name} step {self.step}" if self.step is not None else name
+
+    def untrained(self, seed: int = 0) -> "ExifModel":
+        """The untrained control: the same config, randomly initialised with a fixed `seed`, wrapped identically.
+
+        Every learning number stands beside this model evaluated the same way: the margin over it is what training
+        did (a random conv net already separates regions whose content or noise differs).
+        """
+        from exif_jax.models import build_model
+
+        model = build_model(self.config, nnx.Rngs(int(seed)))
+        return ExifModel(model, self.config, batch_size=self.batch_size, tokenizer=self._tokenizer,
+                         max_text_len=self.max_text_len, step=None, name=f"untrained (seed {int(seed)})",
+                         weights="")
+
+
+def describe_architecture(model_cfg) -> str:
+    """Short architecture name from a model config, e.g. `resnet50 w16 (1,1,1,1) + mini text` or `vit S/16`."""
+    tower = model_cfg.get("image_tower", "?")
+    if tower == "resnet50":
+        r = model_cfg.get("resnet", None)
+        width = r.get("width", 64) if r is not None else 64
+        stages = tuple(r.get("stages", (3, 4, 6, 3))) if r is not None else (3, 4, 6, 3)
+        img = "resnet50" if (width, stages) == (64, (3, 4, 6, 3)) else f"resnet w{width} {stages}"
+    elif tower == "vit":
+        v = model_cfg.get("vit", None)
+        img = f"vit {v.get('variant', '?') if v is not None else '?'}"
+    else:
+        img = str(tower)
+    t = model_cfg.get("text", None)
+    text = t.get("variant", "") if t is not None else ""
+    return f"{img} + {text} text" if text else img
+
 
 def _is_workdir(p: pathlib.Path) -> bool:
     return p.is_dir() and (p / "config.json").is_file() and (p / "checkpoints").is_dir()
 
 
-def load_model(weights, **overrides):
+def load_model(weights, *, step: int | None = None, info: dict | None = None, **overrides):
     """(model_cfg, ExifClip) from any supported weights. `overrides`: model config keys (e.g. `dtype="bfloat16"`,
-    `scan_layers=True`) applied before building; the weights are the same whatever the layout switches."""
+    `scan_layers=True`) applied before building; the weights are the same whatever the layout switches.
+    `step`: a trainer workdir's checkpoint step (default: the latest). `info`: a dict filled with `step` and
+    `name` (the config name a trainer workdir recorded) for provenance."""
     from exif_jax.convert import formats, mapping
     from exif_jax.models import build_model
 
@@ -112,11 +158,13 @@ def load_model(weights, **overrides):
     if _is_workdir(p):
         from exif_jax.train.checkpointing import restore_model
 
-        cfg, model = restore_model(p)
+        cfg, model = restore_model(p, step=step, info=info)
         if not overrides:
             return cfg, model
         state = mapping.to_torch_state(model)
     else:
+        if step is not None:
+            raise ValueError(f"{p}: --step applies to trainer workdirs only (this is an exported weights file)")
         cfg, state = formats.read_weights(p)
     for k, v in overrides.items():
         node = cfg
@@ -133,7 +181,11 @@ def load_model(weights, **overrides):
     return cfg, model
 
 
-def load(weights, *, batch_size: int = 64, max_text_len: int | None = None, **overrides) -> ExifModel:
-    """`ExifModel` from a trainer workdir (latest checkpoint), exported `.safetensors`, hf dir or original `.pth`."""
-    cfg, model = load_model(weights, **overrides)
-    return ExifModel(model, cfg, batch_size=batch_size, max_text_len=max_text_len)
+def load(weights, *, batch_size: int = 64, max_text_len: int | None = None, step: int | None = None,
+         **overrides) -> ExifModel:
+    """`ExifModel` from a trainer workdir (latest checkpoint, or `step`), exported `.safetensors`, hf dir or
+    original `.pth`."""
+    info: dict = {}
+    cfg, model = load_model(weights, step=step, info=info, **overrides)
+    return ExifModel(model, cfg, batch_size=batch_size, max_text_len=max_text_len, step=info.get("step"),
+                     name=info.get("name", ""), weights=str(weights))

@@ -12,7 +12,7 @@
    consistency (mean shift) with the trained model -> heatmap PNGs and p-mAP beside a random-map baseline
 5. WORKDIR/REPORT.md: what ran, the numbers, where the files are
 
-Python: `exif_jax.quickstart.run(workdir, minutes=6.0)` returns the numbers as a dict.
+Python: `exif_jax.commands.quickstart_run.run(workdir, minutes=6.0)` returns the numbers as a dict.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Callable
 
-PHOTOS = pathlib.Path(__file__).resolve().parent / "assets" / "quickstart" / "photos"
+PHOTOS = pathlib.Path(__file__).resolve().parents[1] / "assets" / "quickstart" / "photos"
 CALIBRATION_STEPS = 10  # steps timed before the run length is fixed (inside the warmup, so the LR is unaffected)
 
 
