@@ -166,7 +166,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--baseline-repeats", type=int, default=1)
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "splice_pipeline.json"))
+    p.add_argument("--size", default="", help="WxH of the crop (default 757x568, Columbia's); a small one such as "
+                   "300x130 makes a quick check (bench/device_check.sh --dry-run)")
     args = p.parse_args(argv)
+    global W, H
+    if args.size:
+        W, H = (int(v) for v in args.size.lower().split("x"))
 
     import jax
     import torch

@@ -10,8 +10,10 @@ weight_decay 1e-4) -- once with text padded to 512 tokens as the original did, o
 `clean` texts' bucket is 256: median 181, p95 236 tokens), and, when bf16 is benchmarked, once more at our length
 under `torch.autocast(bfloat16)` so a bf16 step is compared with a bf16 step. On CPU the MFU denominator is this
 machine's measured matmul peak (a 4096x768x3072 GEMM in JAX, fp32 and bf16 with an fp32 result; `cpu_matmul_ms`).
-Reports samples/s, XLA's FLOPs per step (`compiled.cost_analysis()`), achieved TFLOP/s and MFU against the chip's
-peak (table below; `--peak-tflops` for others), and ratios against both baselines.
+Reports samples/s, the model FLOPs per step (matmuls and convolutions of the traced step; XLA's own count too),
+achieved TFLOP/s and MFU against the chip's dense bf16 peak (table below; `--peak-tflops` for others), and ratios
+against both baselines. On a GPU, a PyTorch step that runs out of memory is retried at half the batch (`--no-halve`
+turns that off); its record says the batch it ran at. `bench/device_check.sh` drives these jobs on one GPU.
 
 On CPU every measurement runs in a fresh process (the JAX step never shares a process with PyTorch's OpenMP pool
 or allocator) and the whole set is repeated `--rounds` times, interleaved, because a shared 2-core VM drifts by
@@ -30,15 +32,24 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# Dense bf16 peak TFLOP/s per chip (MFU denominators).
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "V100": 125.0,
+# Dense bf16 peak TFLOP/s per chip (MFU denominators), matched against the device name in this order (the most
+# specific names first: "NVIDIA H100 PCIe" must not match the SXM part's "H100"). NVIDIA's datasheets list tensor
+# rates "with sparsity"; dense is half. Sources: H100 datasheet (nvidia.com/en-us/data-center/h100: SXM BF16 1,979*,
+# PCIe 1,513*, NVL 1,671* TFLOPS), H200 datasheet (nvidia.com/en-us/data-center/h200: SXM 1,979*, NVL 1,671*), A100
+# datasheet (nvidia.com/en-us/data-center/a100: BF16 312 dense, 624 sparse; SXM and PCIe alike), L4 (242*), A10
+# (125 dense), V100 (FP16 tensor 125); Cloud TPU system architecture pages for TPU v4/v5e/v5p/v6e.
+PEAK_TFLOPS = {"H100 PCIe": 756.5, "H100 NVL": 835.5, "H200 NVL": 835.5, "GH200": 989.4, "H200": 989.4,
+               "H100": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0, "V100": 125.0,
                "TPU v4": 275.0, "TPU v5 lite": 197.0, "TPU v5e": 197.0, "TPU v5p": 459.0, "TPU v6e": 918.0}
+# Dense TF32 tensor peak (what XLA and cuBLAS use for float32 matmuls on Ampere/Hopper by default): half the bf16 rate.
+TF32_PEAK_TFLOPS = {"H100 PCIe": 378.0, "H100 NVL": 417.5, "H200 NVL": 417.5, "GH200": 494.7, "H200": 494.7,
+                    "H100": 494.7, "A100": 156.0}
 
 
-def _peak(device_kind: str, override: float | None):
+def _peak(device_kind: str, override: float | None, table: dict | None = None):
     if override:
         return override
-    for name, tf in PEAK_TFLOPS.items():
+    for name, tf in (table or PEAK_TFLOPS).items():
         if name.lower() in device_kind.lower():
             return tf
     return None
@@ -143,11 +154,19 @@ def bench_jax(name, batch, text_len, steps, device, peak, dtype=""):
         jitted = step_lib.jit_step(cfg, mesh, spec)
         ab = step_lib.abstract_batch(cfg, mesh, length=text_len)
         t0 = time.perf_counter()
-        compiled = jitted.lower(spec.abstract, ab).compile()
+        traced = jitted.trace(spec.abstract, ab)
+        compiled = traced.lower().compile()
         compile_s = time.perf_counter() - t0
         cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        flops = float(cost.get("flops", 0.0))
+        xla_flops = float((cost or {}).get("flops", 0.0))
+        # Model FLOPs (matmuls and convolutions of the traced step, 2 per multiply-add): the MFU numerator, the
+        # same on every backend (XLA's GPU count leaves out cuBLAS/cuDNN calls).
+        from exif_jax.aot import jaxpr_flops
+
+        flops = jaxpr_flops(traced.jaxpr)
+        mem = compiled.memory_analysis()
+        compiled_peak = int(getattr(mem, "peak_memory_in_bytes", 0) or 0) if mem is not None else 0
         rng = np.random.default_rng(0)
         C = int(cfg.data.crop)
         batch_np = {"image": rng.integers(0, 256, (batch, C, C, 3), dtype=np.uint8),
@@ -162,18 +181,55 @@ def bench_jax(name, batch, text_len, steps, device, peak, dtype=""):
             state, m = compiled(state, b)
         jax.block_until_ready(m)
         dt = (time.perf_counter() - t0) / steps
+    dev = jax.devices()[0]
     out = {"config": name, "crop": C, "text_len": text_len, "dtype": str(cfg.model.dtype), "batch": batch,
-           "peak_tflops_used": peak,
+           "device_kind": dev.device_kind, "peak_tflops_used": peak,
            "step_s": dt, "samples_per_s": batch / dt, "compile_s": compile_s, "flops_per_step": flops,
-           "achieved_tflops": flops / dt / 1e12, "loss_finite": bool(np.isfinite(float(m["loss"])))}
+           "flops_definition": "model FLOPs: matmuls + convolutions of the traced step (exif_jax.aot.jaxpr_flops)",
+           "xla_flops_per_step": xla_flops,
+           "achieved_tflops": flops / dt / 1e12, "loss_finite": bool(np.isfinite(float(m["loss"]))),
+           "compiled_peak_bytes": compiled_peak or None}
     out["mfu"] = out["achieved_tflops"] / peak if peak else None
+    stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
+    if stats:
+        out["device_peak_bytes_in_use"] = stats.get("peak_bytes_in_use")
+        out["device_bytes_limit"] = stats.get("bytes_limit")
     if device == "gpu":
-        out["flops_note"] = ("XLA cost_analysis on GPU leaves out library calls (cuBLAS/cuDNN custom calls), so "
-                             "flops/MFU undercount there; use the CPU flops_per_step of the same config")
+        out["flops_note"] = ("XLA cost_analysis on GPU leaves out library calls (cuBLAS/cuDNN custom calls); "
+                             "flops_per_step and MFU use the model FLOPs of the traced step instead")
     return out
 
 
-def bench_torch(batch, text_len, steps, device, crop=124, autocast_bf16=False):
+def bench_torch(batch, text_len, steps, device, crop=124, autocast_bf16=False, halve_on_oom=True):
+    """The PyTorch step at `batch`; on a GPU out-of-memory (PyTorch's eager step holds more than XLA's) it frees
+    everything and retries at half the batch, down to 1, when `halve_on_oom`."""
+    import torch
+
+    import gc
+
+    tried = []
+    while True:
+        try:
+            out = _bench_torch_once(batch, text_len, steps, device, crop, autocast_bf16)
+            break
+        except torch.OutOfMemoryError:
+            tried.append(batch)
+            if not halve_on_oom or batch <= 1:
+                raise
+        # Outside the except block: its traceback (holding the failed step's tensors) is gone by now.
+        gc.collect()
+        torch.cuda.empty_cache()
+        batch //= 2
+        print(f"[bench] torch out of memory at batch {tried[-1]}; retrying at {batch}", file=sys.stderr, flush=True)
+    if tried:
+        out["out_of_memory_at_batches"] = tried
+    if device == "gpu":
+        out["device_peak_bytes_allocated"] = int(torch.cuda.max_memory_allocated())
+        out["device_name"] = torch.cuda.get_device_name(0)
+    return out
+
+
+def _bench_torch_once(batch, text_len, steps, device, crop, autocast_bf16):
     import torch
     import torch.nn.functional as F
     import torchvision
@@ -235,7 +291,7 @@ def run_job(job: dict, a) -> dict:
     if job["kind"] == "torch":
         L = job["text_len"]
         return bench_torch(a.batch, L, max(1, steps // 2) if L == 512 else steps, a.device,
-                           autocast_bf16=job["bf16"])
+                           autocast_bf16=job["bf16"], halve_on_oom=not a.no_halve)
     if job["kind"] == "towers_jax":
         return towers_jax(a.batch, a.text_len, job["dtype"], steps)
     if job["kind"] == "towers_torch":
@@ -291,6 +347,8 @@ def main(argv=None) -> int:
     p.add_argument("--in-process", action="store_true", help="run every measurement in this process. Without "
                    "it, CPU runs give each measurement a fresh process, so that neither framework inherits the "
                    "other's thread pools or allocator state; GPU runs are always in-process")
+    p.add_argument("--no-halve", action="store_true", help="GPU: fail a PyTorch step that runs out of memory "
+                   "instead of retrying it at half the batch")
     p.add_argument("--peak-tflops", type=float, default=None, help="chip peak for MFU when not in the table")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "train_step.json"))
     p.add_argument("--job", default="", help=argparse.SUPPRESS)  # internal: run one measurement, print its JSON
@@ -361,7 +419,7 @@ def main(argv=None) -> int:
         """First round's record with the median step time over rounds (and the rates derived from it)."""
         row = dict(outs[0])
         med = _median([o["step_s"] for o in outs])
-        row.update(step_s=med, samples_per_s=a.batch / med, step_s_rounds=[o["step_s"] for o in outs])
+        row.update(step_s=med, samples_per_s=row.get("batch", a.batch) / med, step_s_rounds=[o["step_s"] for o in outs])
         if "flops_per_step" in row:
             row["achieved_tflops"] = row["flops_per_step"] / med / 1e12
             row["mfu"] = row["achieved_tflops"] / row["peak_tflops_used"] if row["peak_tflops_used"] else None
