@@ -47,11 +47,12 @@ from bench.train_step import PEAK_TFLOPS, TF32_PEAK_TFLOPS, RESULT_TAG, _peak  #
 #     flock /tmp/exif_cpu.lock python bench/gpu_batch_sizes.py      (-> bench/results/gpu_batch_sizes.json)
 # (compiles the real train step for an h100x1 / h200x1 target; see that file for the fit and each point's peak).
 # Each list is a ladder: an out-of-memory at runtime reruns the step at the next entry.
-# Compiled peaks (GiB of 79.1 / 140.4): H100 rn50 bf16 2304: 60.2, fp32 1152: 60.1; H200 rn50 bf16 4224: 106.5,
-# fp32 2176: 106.9 (the card sizes of exif_jax.aot.CHIPS).
+# Compiled peaks (GiB of the 79.1 / 140.4 of exif_jax.aot.CHIPS): H100 rn50 bf16 2304: 60.2, fp32 1152: 60.1, vit
+# 2176: 63.1; H200 rn50 bf16 4224: 106.5, fp32 2176: 106.9, vit 4096: 108.0. One point by hand, e.g.
+#     exif-jax compile --config configs/vit_b16.py --topology h100x1 --config.batch_size=2176
 BATCHES = {
-    "h100": {"paper_rn50_bf16": [2304, 1152], "vit_b16_bf16": [2304, 1152], "paper_rn50_fp32": [1152, 576]},
-    "h200": {"paper_rn50_bf16": [4224, 2112], "vit_b16_bf16": [3840, 1920], "paper_rn50_fp32": [2176, 1088]},
+    "h100": {"paper_rn50_bf16": [2304, 1152], "vit_b16_bf16": [2176, 1088], "paper_rn50_fp32": [1152, 576]},
+    "h200": {"paper_rn50_bf16": [4224, 2112], "vit_b16_bf16": [4096, 2048], "paper_rn50_fp32": [2176, 1088]},
 }
 BATCHES["a100"] = BATCHES["h100"]  # 80 GB like the H100 (a 40 GB A100 falls back down the ladder)
 DRY_BATCH = 2
