@@ -80,21 +80,36 @@ def slug(device_name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", s).strip("_") or "unknown"
 
 
-def nvidia_smi() -> dict:
+def _smi(fields: str) -> list[str]:
     exe = shutil.which("nvidia-smi")
     if not exe:
-        return {}
+        return []
     try:
-        out = subprocess.run([exe, "--query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([exe, f"--query-gpu={fields}", "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=30)
     except (OSError, subprocess.TimeoutExpired):
+        return []
+    lines = out.stdout.strip().splitlines()
+    return [p.strip() for p in lines[0].split(",")] + [str(len(lines))] if out.returncode == 0 and lines else []
+
+
+def gpu_info(python: str) -> dict:
+    """Name, memory and driver of GPU 0 from nvidia-smi (extras when this nvidia-smi knows them), else from torch."""
+    base = _smi("name,memory.total,driver_version")
+    if len(base) == 4:
+        info = {"name": base[0], "memory_total": base[1], "driver": base[2], "count": int(base[3]), "source": "nvidia-smi"}
+        extra = _smi("clocks.max.sm,power.limit")
+        if len(extra) == 3:
+            info.update(max_sm_clock=extra[0], power_limit=extra[1])
+        return info
+    try:  # no nvidia-smi in this container: ask PyTorch (which the baselines need anyway)
+        proc = subprocess.run([python, "-c", "import torch; assert torch.cuda.is_available(); "
+                               "print(torch.cuda.get_device_name(0)); print(torch.cuda.device_count())"],
+                              capture_output=True, text=True, timeout=120)
+        name, count = proc.stdout.strip().splitlines()[-2:]
+        return {"name": name, "count": int(count), "source": "torch.cuda"} if proc.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
         return {}
-    first = (out.stdout.strip().splitlines() or [""])[0]
-    parts = [p.strip() for p in first.split(",")]
-    if out.returncode != 0 or len(parts) < 5:
-        return {}
-    return {"name": parts[0], "memory_total": parts[1], "driver": parts[2], "max_sm_clock": parts[3],
-            "power_limit": parts[4], "count": len(out.stdout.strip().splitlines())}
 
 
 def versions(python: str) -> dict:
@@ -284,6 +299,9 @@ def derive(result: dict) -> None:
         "splice whole image >= 150x the original evaluator": (splice["speedup"]["whole_image"] >= 150)
         if splice.get("status") == "ok" else None,
     }
+    if result.get("dry_run"):  # tiny CPU sizes check the script; they say nothing about the GPU targets
+        result["targets"] = {k: "dry run: not a measurement" for k in targets}
+        return
     result["targets"] = {k: ("not measured" if v is None else bool(v)) for k, v in targets.items()}
 
 
@@ -316,9 +334,9 @@ def main(argv=None) -> int:
     if a.budget_s <= 0 or a.text_len < 1 or a.steps < 0:
         print("device_check: --budget-s, --text-len must be positive and --steps >= 0", file=sys.stderr)
         return 2
-    smi = {} if a.dry_run else nvidia_smi()
+    smi = {} if a.dry_run else gpu_info(a.python)
     if not a.dry_run and not smi:
-        print("device_check: no NVIDIA GPU found (nvidia-smi); run on the GPU machine or use --dry-run",
+        print("device_check: no NVIDIA GPU found (nvidia-smi, torch.cuda); run on the GPU machine or use --dry-run",
               file=sys.stderr)
         return 2
     device_name = smi.get("name", "cpu (dry run)")
@@ -342,7 +360,7 @@ def main(argv=None) -> int:
         "command": "bench/device_check.sh " + " ".join(sys.argv[1:] if argv is None else argv),
         "dry_run": a.dry_run,
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": {"name": device_name, "nvidia_smi": smi or None, "batch_table": key,
+        "device": {"name": device_name, "gpu_info": smi or None, "batch_table": key,
                    "peak_bf16_dense_tflops": peak, "peak_tf32_dense_tflops": tf32,
                    "peak_source": "NVIDIA datasheets (sparse rates halved), see PEAK_TFLOPS in bench/train_step.py"},
         "host": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_1_5_15":

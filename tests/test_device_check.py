@@ -60,7 +60,7 @@ def test_out_of_budget_measurements_are_skipped_and_listed(tmp_path):
     assert json.loads((mirror / "d.json").read_text())["measurements"] == d["measurements"]
     assert list(d["measurements"]) == [j["name"] for j in dc.plan(dc_args(), "h100")]
     assert all(m["status"] == "skipped" and "budget" in m["errors"][0] for m in d["measurements"].values())
-    assert set(d["targets"].values()) == {"not measured"}
+    assert set(d["targets"].values()) == {"dry run: not a measurement"}
     assert d["versions"]["jax"] and d["device"]["name"] == "cpu (dry run)"
 
 
