@@ -315,7 +315,8 @@ def main(argv=None) -> int:
                                                     images=res["model"]["images"])
     table = markdown_table(rows)
     (out / "results.md").write_text(f"# {args.dataset}\n\n{table}")
-    provenance = {"dataset": args.dataset, "data root": str(args.data_root), "model": label,
+    data_root = str(out / "synthetic_data") if args.dataset == "synthetic" else str(args.data_root)
+    provenance = {"dataset": args.dataset, "data root": data_root, "model": label,
                   "weights": str(args.weights), "step": getattr(model, "step", None),
                   "untrained control": control_label or "off", "patch": patch,
                   "grid": f"stride (max(H, W) - {patch}) // {args.num_per_dim}, at most {args.max_cells} cells per side",

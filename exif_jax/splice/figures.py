@@ -140,7 +140,8 @@ def score_plots(path, series: dict[str, np.ndarray], labels: np.ndarray | None =
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
     both = labels is not None and len(set(np.asarray(labels).tolist())) == 2
-    ncols = (2 if both else 0) + len(series)
+    hist = {k: v for k, v in series.items() if not k.startswith("random")}  # a random score's histogram says nothing
+    ncols = (2 if both else 0) + len(hist)
     fig, axes = plt.subplots(1, ncols, figsize=(3.6 * ncols, 3.3), dpi=100, squeeze=False)
     axes = axes[0]
     k = 0
@@ -158,7 +159,7 @@ def score_plots(path, series: dict[str, np.ndarray], labels: np.ndarray | None =
         for ax in axes[:2]:
             ax.legend(fontsize=7, loc="lower right")
         k = 2
-    for name, s in series.items():
+    for name, s in hist.items():
         ax = axes[k]
         s = np.asarray(s, np.float64)
         bins = np.histogram_bin_edges(s, bins=min(30, max(5, len(s) // 2)))

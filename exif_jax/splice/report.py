@@ -30,6 +30,7 @@ th.sortable{cursor:pointer}
 th.sortable:after{content:" \\2195";color:#999}
 td.name{text-align:left;max-width:14em;word-break:break-all}
 img.thumb{max-width:320px;max-height:260px}
+img#plots{max-width:100%}
 p.note{max-width:70em;font-size:90%}
 """
 
