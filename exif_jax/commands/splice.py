@@ -192,10 +192,9 @@ def process(image, stem, out, model_embed, control_embed, args, patch):
     if res.ncuts_cells is not None:
         outputs["ncuts"] = f"{stem}.ncuts.png"
         outputs["ncuts_cells"] = f"{stem}.ncuts_cells.npy"
-        nc = figures.display_cells(res.ncuts_cells)
-        sio.write_png(out / outputs["ncuts"], figures.thumbnail(
-            figures.mask_rgb(figures.resize(nc, image.shape[0], image.shape[1], nearest=True) > 0.5),
-            side=figures.DISPLAY_SIDE, nearest=True))
+        h, w = figures._fit_side(image.shape[0], image.shape[1], figures.DISPLAY_SIDE)
+        nc = figures.resize(figures.display_cells(res.ncuts_cells), h, w, nearest=True)  # minority white
+        sio.write_png(out / outputs["ncuts"], figures.mask_rgb(nc > 0.5))
         np.save(out / outputs["ncuts_cells"], res.ncuts_cells)
     timings = dict(res.timings, total_s=time.perf_counter() - t0)
     return res, extra, outputs, timings
