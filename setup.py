@@ -25,12 +25,14 @@ INSTALL_REQUIRES = [
     "protobuf==7.36.2",
     "tensorboardX==2.6.5",
     "opencv-python-headless==5.0.0.93",
+    "matplotlib==3.11.2",  # splice report figures (colour bars, panels, ROC/PR curves, histograms)
 ]
 
 EXTRAS = {
     # Conversion to/from PyTorch and parity checks. torch 2.14.1 + torchvision 0.29.1 are the pair that resolve here.
     "torch": ["torch==2.14.1", "torchvision==0.29.1"],
-    "test": ["pytest==9.2.0", "hypothesis==6.170.17"],
+    "test": ["pytest==9.2.0", "hypothesis==6.170.17",
+             "selenium==4.51.0"],  # drives Debian's chromium + chromium-driver in tests/test_splice_report.py
     # Ahead-of-time compilation for TPU / GPU topologies without the hardware (`exif-jax compile`).
     "tpu": ["libtpu==0.0.42.*"],
     "cuda-aot": ["jax-cuda12-plugin==0.10.2", "jax-cuda12-pjrt==0.10.2"],

@@ -6,17 +6,21 @@ from camera B (EXIF Make+Model differ). Pixels are copied, never resampled; the 
 both cameras' traces survive. Authentic images are plain crops of one photo. Layout written:
 
     DIR/images/<id>.png   DIR/masks/<id>.png (255 = spliced; authentic images have none)   DIR/manifest.jsonl
+
+A non-empty DIR is refused (stale images and masks would be mixed in) unless `--force`, which clears it first.
+Photos default to the bundled quickstart photos (`exif_jax/assets/quickstart/photos`, 36 cameras, 384x384).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import pathlib
+import shutil
 import sys
 
 import numpy as np
 
-DEFAULT_PHOTOS = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "photos_dev",)
+DEFAULT_PHOTOS = (pathlib.Path(__file__).resolve().parents[1] / "exif_jax" / "assets" / "quickstart" / "photos",)
 SHAPES = ("rectangle", "ellipse", "polygon", "blob")
 
 
@@ -98,16 +102,31 @@ def _crop(photo, size, rng):
     return img[y:y + h, x:x + w]
 
 
+def prepare_out(out, force: bool) -> pathlib.Path:
+    """Refuse a non-empty `out` unless `force` (which clears it); a file there is always refused."""
+    out = pathlib.Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise FileExistsError(f"{out}: folder is not empty (stale images would mix in); use --force to clear "
+                                  "it or choose another --out")
+        shutil.rmtree(out)
+    return out
+
+
 def generate(out, n: int = 20, *, photos=DEFAULT_PHOTOS, size=(568, 757), authentic_fraction: float = 0.25,
-             seed: int = 0, log=print) -> pathlib.Path:
-    """Write `n` images (about `authentic_fraction` of them authentic) to `out` as a `folder` dataset."""
+             seed: int = 0, log=print, force: bool = False) -> pathlib.Path:
+    """Write `n` images (about `authentic_fraction` of them authentic) to `out` as a `folder` dataset.
+
+    Raises `FileExistsError` for a non-empty `out` unless `force` (which clears it first)."""
     from exif_jax.splice.io import write_png
 
     rng = np.random.default_rng(seed)
     pool = collect_photos(photos, min_side=200)
     if len({cam for _, cam, _ in pool}) < 2:
         raise ValueError(f"need photos from at least two cameras in {', '.join(map(str, photos))}")
-    out = pathlib.Path(out)
+    out = prepare_out(out, force)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as man:
@@ -141,7 +160,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--n", type=int, default=20)
     p.add_argument("--photos", nargs="+", default=[str(x) for x in DEFAULT_PHOTOS],
-                   help="folders of camera JPEGs with EXIF Make/Model (searched recursively)")
+                   help="folders of camera JPEGs with EXIF Make/Model (searched recursively; default: the bundled "
+                        "quickstart photos)")
+    p.add_argument("--force", action="store_true", help="clear a non-empty --out first")
     p.add_argument("--height", type=int, default=568)
     p.add_argument("--width", type=int, default=757)
     p.add_argument("--authentic-fraction", type=float, default=0.25)
@@ -149,8 +170,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         generate(args.out, args.n, photos=args.photos, size=(args.height, args.width),
-                 authentic_fraction=args.authentic_fraction, seed=args.seed)
-    except (FileNotFoundError, ValueError) as e:
+                 authentic_fraction=args.authentic_fraction, seed=args.seed, force=args.force)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"eval.synthetic: {e}", file=sys.stderr)
         return 2
     return 0

@@ -43,11 +43,30 @@ def ref_mean_shift(points_, heat_shape, window=10, iters=5, tree_on_copy=False):
     return np.mean(points[ind[0]], axis=0).reshape(heat_shape)
 
 
+def released_mean_shift(points_, heat_shape, window=10, iters=5):
+    """`EXIF_SC.mean_shift` of the released code, verbatim but for the tie slack, fed what it is fed there: the
+    float32 consistency map (torch voting). `np.copy` keeps float32, so `cKDTree` builds on a float64 COPY: every
+    query sees the initial rows while the updates (float32 means of the current rows) go to `points`."""
+    points = np.copy(points_)
+    assert points.dtype == np.float32
+    kdt = cKDTree(points)
+    assert not np.shares_memory(kdt.data, points)
+    eps_5 = np.percentile(cdist(points, points, metric="euclidean"), window) * (1 + TIE_RTOL)
+    for _ in range(iters):
+        for point_ind in range(points.shape[0]):
+            point = points[point_ind]
+            nearest_inds = kdt.query_ball_point(point, r=eps_5)
+            points[point_ind] = np.mean(points[nearest_inds], axis=0)
+    val = [kdt.count_neighbors(cKDTree(np.array([points[i]])), r=eps_5) for i in range(points.shape[0])]
+    ind = np.nonzero(val == np.max(val))
+    return np.mean(points[ind[0]], axis=0).reshape(heat_shape)
+
+
 def ref_pipeline(feats, grid):
     import cv2
 
     vol = ref_volume(feats, grid.hi, grid.wi, grid.patch, grid.stride)
-    ms = ref_mean_shift(vol.reshape(grid.num_cells, -1), (grid.hc, grid.wc))
+    ms = released_mean_shift(vol.reshape(grid.num_cells, -1).astype(np.float32), (grid.hc, grid.wc))
     return vol, vol.mean(), ms, cv2.resize(ms.astype(np.float32), (grid.width, grid.height),
                                            interpolation=cv2.INTER_LINEAR)
 
@@ -67,7 +86,7 @@ def spliced_features(grid, seed, dim=24, splice=True):
 # ---------------------------------------------------------------- grid
 @pytest.mark.parametrize("h,w", [(568, 757), (757, 568), (124, 154), (1000, 1500), (300, 301)])
 def test_grid_matches_original_formula(h, w):
-    g = patch_grid(h, w)
+    g = patch_grid(h, w, max_cells=None)
     stride = (max(h, w) - 124) // 30
     assert g.stride == stride
     assert (g.hi, g.wi) == (1 + (h - 124) // stride, 1 + (w - 124) // stride)
@@ -79,7 +98,25 @@ def test_columbia_size_grid():
     assert (g.stride, g.hi, g.wi, g.hc, g.wc) == (21, 22, 31, 26, 35)
 
 
-@pytest.mark.parametrize("h,w", [(100, 500), (124, 153), (50, 33)])
+@pytest.mark.parametrize("h,w", [(568, 757), (757, 568), (1000, 1500), (4000, 6000), (900, 840)])
+def test_max_cells_leaves_paper_grids_alone(h, w):
+    assert patch_grid(h, w) == patch_grid(h, w, max_cells=None)
+
+
+@pytest.mark.parametrize("h,w,patch", [(124, 124, 124), (124, 154, 124), (160, 160, 124), (300, 301, 124),
+                                       (100, 80, 64), (130, 130, 64), (600, 600, 124), (64, 3000, 64)])
+def test_max_cells_bounds_small_images(h, w, patch):
+    """The original grid of a small image has about H x W cells; the cap raises the stride just enough."""
+    g = patch_grid(h, w, patch)
+    assert max(g.hc, g.wc) <= 35
+    if g.stride > 1:  # the smallest stride that fits: one less would not
+        tighter = patch_grid(h, w, patch, max_cells=None).__class__(
+            height=h, width=w, patch=patch, stride=g.stride - 1,
+            hi=1 + (h - patch) // (g.stride - 1), wi=1 + (w - patch) // (g.stride - 1))
+        assert max(tighter.hc, tighter.wc) > 35 or g.stride - 1 < (max(h, w) - patch) // 30
+
+
+@pytest.mark.parametrize("h,w", [(100, 500), (123, 400), (50, 33)])
 def test_too_small_image_is_a_clear_error(h, w):
     with pytest.raises(GridError, match=r"photo\.jpg: image \d+x\d+"):
         patch_grid(h, w, source="photo.jpg")
@@ -126,14 +163,23 @@ def test_matches_original_loop_algorithm(h, w, patch, npd, seed, splice):
 
 
 def test_in_place_tree_semantics_matter():
-    """A reference whose KD-tree holds a copy (stale rows) gives a different map: ours follows the in-place one."""
+    """The in-place variant (a tree sharing memory with the rows it updates) gives a different map than the
+    released code's float32 run; `neighbours="current"` reproduces the former, the default the latter."""
     g = patch_grid(96, 128, 32, 8)
     feats = spliced_features(g, 1).astype(np.float64)
     x = ref_volume(feats, g.hi, g.wi, g.patch, g.stride).reshape(g.num_cells, -1)
-    ours = mean_shift(x, g.hc, g.wc)
-    stale = ref_mean_shift(x, (g.hc, g.wc), tree_on_copy=True)
-    assert np.abs(ours - ref_mean_shift(x, (g.hc, g.wc))).max() < 1e-5
-    assert np.abs(ours - stale).max() > 1e-3
+    in_place = mean_shift(x, g.hc, g.wc, neighbours="current")
+    released = released_mean_shift(x.astype(np.float32), (g.hc, g.wc))
+    assert np.abs(in_place - ref_mean_shift(x, (g.hc, g.wc))).max() < 1e-5
+    assert np.abs(mean_shift(x.astype(np.float32), g.hc, g.wc) - released).max() < 1e-5
+    assert np.abs(in_place - released).max() > 1e-3
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_default_matches_released_code_fed_float32_maps(seed):
+    g = patch_grid(96, 128, 32, 8)
+    x = np.asarray(consistency_volume(spliced_features(g, seed), g), np.float32)  # what torch voting hands over
+    np.testing.assert_allclose(mean_shift(x, g.hc, g.wc), released_mean_shift(x, (g.hc, g.wc)), rtol=0, atol=2e-6)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -224,10 +270,10 @@ def test_one_compilation_serves_nearby_sizes():
     from exif_jax.splice import meanshift
 
     rng = np.random.default_rng(0)
-    before = meanshift._sequential._cache_size()
+    before = meanshift._sequential._cache_size()  # the in-place variant's kernel
     for hc, wc in [(7, 9), (8, 8), (6, 10)]:  # M = 63, 64, 60: one padded size (64)
         x = rng.random((hc * wc, hc * wc))
-        got = mean_shift(x, hc, wc)
+        got = mean_shift(x, hc, wc, neighbours="current")
         want = ref_mean_shift(x, (hc, wc))
         np.testing.assert_allclose(got, want, atol=1e-5)
     assert meanshift._sequential._cache_size() - before <= 1

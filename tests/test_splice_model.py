@@ -43,5 +43,5 @@ def test_cli_and_synthetic_pmap_with_smoke_vit(tmp_path, smoke_model, shared_dat
 
     res = synthetic_localization(smoke_model, tmp_path / "syn", n=2, seed=3, size=(96, 128), num_per_dim=6,
                                  photos=[shared_data / "photos_dev" / "digicam_cc0"], log=lambda m: None)
-    assert 0 < res["pmap"] <= 1 and 0 < res["random_pmap"] <= 1
+    assert 0 < res["pmap"] <= 1 and 0 < res["random_pmap"] <= 1 and 0 < res["untrained_pmap"] <= 1
     assert res["model"]["manipulated_with_mask"] >= 1

@@ -6,7 +6,8 @@
 """
 from exif_jax.splice.embed import batched, legacy_invert, model_embed_fn
 from exif_jax.splice.grid import GridError, PatchGrid, extract_patches, patch_grid
-from exif_jax.splice.io import ImageError, load_image, overlay, write_png
+from exif_jax.splice.figures import overlay
+from exif_jax.splice.io import ImageError, load_image, write_png
 from exif_jax.splice.meanshift import mean_shift
 from exif_jax.splice.pipeline import SpliceResult, localize, localize_embeddings, resize_bilinear
 from exif_jax.splice.voting import consistency_volume, detection_score

@@ -49,14 +49,14 @@ def model_patch_size(model, default: int = 124) -> int:
         return default
 
 
-def load_model_or_report(weights, prog: str):
-    """`exif_jax.load(weights)`, or None after one line on stderr naming the weights and the problem."""
+def load_model_or_report(weights, prog: str, step: int | None = None):
+    """`exif_jax.load(weights, step=step)`, or None after one line on stderr naming the weights and the problem."""
     import sys
 
     import exif_jax
 
     try:
-        return exif_jax.load(weights)
+        return exif_jax.load(weights) if step is None else exif_jax.load(weights, step=step)
     except (OSError, ValueError, KeyError) as e:
         msg = str(e) if str(weights) in str(e) else f"{weights}: {e}"
         print(f"{prog}: cannot load weights: {msg}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Image reading (JPEG/PNG/TIFF, 8 or 16 bit) and heatmap PNG writing."""
+"""Image reading (JPEG/PNG/TIFF, 8 or 16 bit) and PNG writing (pictures of maps: `exif_jax.splice.figures`)."""
 from __future__ import annotations
 
 import pathlib
@@ -53,22 +53,6 @@ def _read_with_opencv(path: pathlib.Path):
     elif img.shape[2] == 4:
         img = img[:, :, :3]
     return np.ascontiguousarray(img[:, :, ::-1]) if img.shape[2] == 3 else None
-
-
-def colorize(score_map: np.ndarray) -> np.ndarray:
-    """Float map -> `uint8 [H, W, 3]` RGB with OpenCV's JET colormap after min-max scaling (red = high)."""
-    import cv2
-
-    m = np.asarray(score_map, np.float64)
-    lo, hi = np.nanmin(m), np.nanmax(m)
-    u8 = np.zeros(m.shape, np.uint8) if hi <= lo else np.clip((m - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(u8, cv2.COLORMAP_JET)[:, :, ::-1]
-
-
-def overlay(image: np.ndarray, score_map: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Heatmap blended over the photo (`alpha` = heatmap weight)."""
-    heat = colorize(score_map).astype(np.float32)
-    return np.clip(alpha * heat + (1 - alpha) * image.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
 
 
 def write_png(path, rgb: np.ndarray) -> None:

@@ -1,15 +1,22 @@
-"""Mean-shift response map, exactly as the original evaluator computes it, kept on device.
+"""Mean-shift response map of the released evaluator, kept on device.
 
 Rows `X` = the consistency volume as `(M, M)`. `eps` = numpy's 10th percentile (linear interpolation) of all `M*M`
-pairwise Euclidean distances between rows (exact ties at `eps` count as within, see `TIE_RTOL`). Then `iters` passes, each visiting `i = 0..M-1` in order and replacing
-`X[i]` by the mean of the CURRENT rows (rows already moved in this pass included) within `eps` of the current
-`X[i]` -- the original reads neighbours from a `cKDTree` that shares memory with the array it updates in place.
-Finally `count[i]` = rows within `eps` of `X[i]`; the map is the mean of the rows of maximal count, as `(Hc, Wc)`.
+pairwise Euclidean distances between rows (exact ties at `eps` count as within, see `TIE_RTOL`). Then `iters`
+passes, each visiting `i = 0..M-1` in order and replacing `X[i]` by the mean of the CURRENT rows (rows already moved
+in this pass included) whose neighbour test passes; finally `count[i]` = rows within `eps` of `X[i]`; the map is the
+mean of the rows of maximal count, as `(Hc, Wc)`.
 
-The sequential scan runs as one `lax.fori_loop` that keeps the squared-distance matrix up to date: moving row `i`
-changes only row/column `i`, one `[M, M]` pass. In float64 (default) so neighbour tests agree with the float64 reference.
-`mode="parallel"` is the textbook (Jacobi) variant -- every row moves at once from the previous pass -- offered
-only as a faster option: it is NOT the original's result.
+Which rows the neighbour test looks at (`neighbours`):
+- `"initial"` (default) -- what the released PyTorch code computes, hence its published numbers: its consistency
+  maps are float32, so `scipy.spatial.cKDTree` copies them to float64 and every query sees the INITIAL rows while
+  the means read the updated array. (The original function fed float32 maps equals this within 1e-6, and differs
+  from the in-place form by ~1e-2; `tests/test_splice_core.py` keeps the transcription.)
+- `"current"` -- the textbook in-place reading of the code (a tree sharing memory with the array it updates), which
+  the released code never ran.
+
+The sequential scan runs as one `lax.fori_loop`, one `[M, M]` pass per row update, in float64 (default) so neighbour
+tests agree with the float64 tree. `mode="parallel"` is the textbook (Jacobi) variant -- every row moves at once
+from the previous pass -- offered only as a faster option: it is NOT the original's result.
 """
 from __future__ import annotations
 
@@ -109,19 +116,21 @@ def percentile_radius(d2: np.ndarray, window: float = WINDOW) -> float:
 
 
 def mean_shift(volume, hc: int, wc: int, window: float = WINDOW, iters: int = ITERS,
-               mode: str = "sequential", dtype: str = "auto", neighbours: str = "current") -> np.ndarray:
+               mode: str = "sequential", dtype: str = "auto", neighbours: str | None = None) -> np.ndarray:
     """`[M, M]` consistency volume -> `(hc, wc)` float32 response map (before resizing to the image).
 
-    `neighbours="initial"` reproduces what the released PyTorch code computes in practice: its maps are float32,
-    so `cKDTree` converts them to a float64 COPY and every neighbour search (and the final count) runs against
-    the initial rows, while the means still average the current rows. `"current"` (default) is the specified
-    in-place semantics.
+    `neighbours="initial"` (the default for the sequential mode) reproduces what the released PyTorch code
+    computes: its maps are float32, so `cKDTree` converts them to a float64 COPY and every neighbour search (and
+    the final count) runs against the initial rows, while the means still average the current rows. `"current"`
+    is the in-place reading (and the only one of the parallel mode).
 
     `dtype="float32"` trades exactness of the neighbour tests (borderline rows may flip) for speed and for
     accelerators without float64; `"auto"` (default) is float64 except on TPU, which has no float64 arithmetic.
     """
     if dtype == "auto":
         dtype = "float32" if jax.default_backend() == "tpu" else "float64"
+    if neighbours is None:
+        neighbours = "initial" if mode == "sequential" else "current"
     if mode not in MODES:
         raise ValueError(f"mean-shift mode {mode!r}: expected one of {MODES}")
     if neighbours not in NEIGHBOURS or (neighbours == "initial" and mode != "sequential"):

@@ -24,6 +24,7 @@ class SpliceResult:
     grid: grid_lib.PatchGrid
     embeddings: np.ndarray | None = None  # (N, D) raw patch embeddings, raster order
     ncuts: np.ndarray | None = None  # (H, W) two-cluster map, if asked for
+    ncuts_cells: np.ndarray | None = None  # (Hc, Wc) two-cluster labels {0, 1}, if asked for
     timings: dict = dataclasses.field(default_factory=dict)
 
 
@@ -36,7 +37,7 @@ def resize_bilinear(cells: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def localize_embeddings(features: np.ndarray, grid: grid_lib.PatchGrid, *, window: float = WINDOW,
                         iters: int = ITERS, ms_mode: str = "sequential", ms_dtype: str = "auto",
-                        ms_neighbours: str = "current", ncuts: bool = False, seed: int = 0) -> SpliceResult:
+                        ms_neighbours: str | None = None, ncuts: bool = False, seed: int = 0) -> SpliceResult:
     """The post-embedding part: volume, score, mean-shift cells + heatmap, optional ncuts."""
     t0 = time.perf_counter()
     volume = consistency_volume(features, grid)
@@ -47,24 +48,27 @@ def localize_embeddings(features: np.ndarray, grid: grid_lib.PatchGrid, *, windo
     heat = resize_bilinear(cells, grid.height, grid.width)
     t2 = time.perf_counter()
     timings = {"voting_s": t1 - t0, "mean_shift_s": t2 - t1}
-    nc = None
+    nc = nc_cells = None
     if ncuts:
         from exif_jax.splice.ncuts import normalized_cut
 
-        nc = resize_bilinear(normalized_cut(np.asarray(volume), grid.hc, grid.wc, seed=seed),
-                             grid.height, grid.width)
+        nc_cells = normalized_cut(np.asarray(volume), grid.hc, grid.wc, seed=seed)
+        nc = resize_bilinear(nc_cells, grid.height, grid.width)
         timings["ncuts_s"] = time.perf_counter() - t2
     return SpliceResult(score=score, cells=cells, heatmap=heat, grid=grid, embeddings=np.asarray(features),
-                        ncuts=nc, timings=timings)
+                        ncuts=nc, ncuts_cells=nc_cells, timings=timings)
 
 
 def localize(image: np.ndarray, embed_fn, *, patch: int = grid_lib.PATCH, num_per_dim: int = grid_lib.NUM_PER_DIM,
-             source: str = "image", **kwargs) -> SpliceResult:
-    """`uint8 [H, W, 3]` image -> `SpliceResult`. Raises `grid.GridError` (naming `source`) if too small."""
+             max_cells: int | None = grid_lib.MAX_CELLS, source: str = "image", **kwargs) -> SpliceResult:
+    """`uint8 [H, W, 3]` image -> `SpliceResult`. Raises `grid.GridError` (naming `source`) if too small.
+
+    `max_cells` bounds the cell grid per side (a minimum stride, see `grid.patch_grid`): time and memory stay
+    bounded for any image size."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"{source}: expected uint8 [H, W, 3], got {image.dtype} {image.shape}")
-    g = grid_lib.patch_grid(image.shape[0], image.shape[1], patch, num_per_dim, source=source)
+    g = grid_lib.patch_grid(image.shape[0], image.shape[1], patch, num_per_dim, source=source, max_cells=max_cells)
     t0 = time.perf_counter()
     patches = grid_lib.extract_patches(image, g)
     feats = np.asarray(embed_fn(patches), np.float32)
