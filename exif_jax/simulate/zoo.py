@@ -36,7 +36,7 @@ _ZOO = (
      "4:2:0"),
     ("sim05", "Pixelforge", "Pixelforge PF-1", "RGGB", "vng", 1600, "gaussian", 0.8, 0.8, 1.2, 1.25, "linear", 80, 0.0,
      "4:2:0"),
-    ("sim06", "Pixelforge", "Pixelforge PF-2", "BGGR", "edge-aware", 100, "none", 0.0, 1.5, 0.7, 1.0, "linear", 97,
+    ("sim06", "Pixelforge", "Pixelforge PF-2", "BGGR", "edge-aware", 100, "none", 0.0, 1.0, 0.7, 1.0, "linear", 97,
      0.5, "4:4:4"),
     ("sim07", "Pixelforge", "Pixelforge PF-3 Mini", "GRBG", "bilinear", 400, "median", 0.4, 0.0, 1.0, 1.33, "lanczos",
      88, -0.5, "4:2:2"),
@@ -46,7 +46,7 @@ _ZOO = (
      "4:2:0"),
     ("sim10", "Rawtone", "Rawtone R2", "BGGR", "bilinear", 1600, "bilateral", 0.9, 0.4, 1.0, 1.0, "linear", 70, 0.0,
      "4:2:0"),
-    ("sim11", "Rawtone", "Rawtone R3x", "GRBG", "vng", 100, "none", 0.0, 2.0, 0.6, 0.75, "nearest", 90, -0.3, "4:4:4"),
+    ("sim11", "Rawtone", "Rawtone R3x", "GRBG", "vng", 100, "none", 0.0, 1.0, 0.6, 0.75, "nearest", 90, -0.3, "4:4:4"),
     ("sim12", "Rawtone", "Rawtone R4", "GBRG", "edge-aware", 400, "gaussian", 0.6, 0.8, 1.4, 1.2, "cubic", 85, 0.6,
      "4:2:2"),
 )
