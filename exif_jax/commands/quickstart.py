@@ -1,5 +1,5 @@
 """`exif-jax quickstart`: ingest the bundled photos, train the smoke config, evaluate retrieval, localize synthetic
-splices, and write WORKDIR/REPORT.md. No network; about 10 minutes on 2 CPU cores with the defaults.
+splices, and write WORKDIR/REPORT.md. No network; about 6 minutes on 2 quiet CPU cores with the defaults (5 of them training).
 
     exif-jax quickstart --workdir /tmp/exif_quickstart
     exif-jax quickstart --workdir /tmp/qs --minutes 2          # shorter training

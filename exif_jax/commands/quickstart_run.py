@@ -1,6 +1,6 @@
-"""The quickstart, end to end on the photos bundled with the package (no network, CPU, about 10 minutes).
+"""The quickstart, end to end on the photos bundled with the package (no network, CPU, about 6 minutes).
 
-    exif-jax quickstart --workdir /tmp/exif_quickstart            # ~10 minutes on 2 CPU cores
+    exif-jax quickstart --workdir /tmp/exif_quickstart            # ~6 minutes on 2 CPU cores
     exif-jax quickstart --workdir /tmp/qs --minutes 2              # shorter training
 
 1. photos -> WORKDIR/photos: the bundled several-photos-per-camera set (`exif_jax/assets/quickstart/multi/`, 12
