@@ -28,7 +28,10 @@
 4. **report**: `DIR/learning.json` and `DIR/results.md`: every number beside chance, the untrained control and the
    margin (trained - untrained).
 
-Without `--real` (the larger benchmark) the photos default to every shared camera folder.
+Without `--real` (issue 13's larger benchmark) the photos default to every shared camera folder (plus
+`exif_samples_small`), the natural photos are rendered through the simulated zoo (`--zoo K`, default 4 cameras per
+photo; also used with `--real` when the simulator is present) and the report adds per-tag zero-shot accuracy on
+held-out zoo renders (`per_tag_zero_shot`: Model, ISO Speed Ratings, Sharpness, ...).
 Python: `run(out, photos=..., natural=..., minutes=...)` returns the `learning.json` dict.
 """
 from __future__ import annotations
@@ -48,6 +51,7 @@ import numpy as np
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_PHOTOS = (SHARED / "photos_multi", SHARED / "photos_dev" / "digicam_cc0")
 NATURAL_PHOTOS = (SHARED / "photos_dev" / "metadata_extractor" / "images",)
+ALL_PHOTOS = (*REAL_PHOTOS, SHARED / "photos_dev" / "exif_samples_small")
 CALIBRATION_STEPS = 10
 
 
@@ -96,9 +100,11 @@ def _camera(rec: dict) -> str:
 
 
 def prepare(out: pathlib.Path, photos, natural=(), *, eval_fraction: float = 0.3, seed: int = 0, shards: int = 4,
-            log=print) -> dict:
+            zoo: int = 0, log=print) -> dict:
     """Ingest `photos` + `natural` folders into `out/ingest`, re-split by camera into `out/data`; returns the split
-    summary (also `out/data/split.json`). Reuses `out/data` when its split.json exists."""
+    summary (also `out/data/split.json`). Reuses `out/data` when its split.json exists. `zoo=K`: also render every
+    natural photo through K cameras of the simulated zoo (`exif_jax.simulate.render_zoo`) into `out/zoo`; each
+    render goes to its source photo's side of the split (held-out content stays unseen)."""
     from exif_jax.data.ingest import IngestConfig, IngestError, run as run_ingest
     from exif_jax.data.records import make_record
     from exif_jax.data.tfrecord import TFRecordWriter
@@ -132,6 +138,13 @@ def prepare(out: pathlib.Path, photos, natural=(), *, eval_fraction: float = 0.3
                   for r in recs]
     cams = [_camera(r) for r in recs]
     held = split_by_camera(cams, is_natural, eval_fraction, seed)
+    kind = ["natural" if n else "camera" for n in is_natural]
+    if zoo:
+        zrecs, zheld = _zoo_records(out, [r for r, n in zip(recs, is_natural) if n],
+                                    [h for h, n in zip(held, is_natural) if n], zoo, seed, log)
+        recs, cams, kind = recs + zrecs, cams + [_camera(r) for r in zrecs], kind + ["zoo"] * len(zrecs)
+        is_natural = is_natural + [False] * len(zrecs)
+        held = np.concatenate([held, np.asarray(zheld, bool)])
     data.mkdir(parents=True, exist_ok=True)
     for old in data.glob("*-of-*.tfrecord"):
         old.unlink()
@@ -160,14 +173,42 @@ def prepare(out: pathlib.Path, photos, natural=(), *, eval_fraction: float = 0.3
         "eval_natural": int(sum(h and nat for h, nat in zip(held, is_natural))),
         "folders": [str(p) for p in photos], "natural_folders": [str(p) for p in natural],
         "eval_fraction": eval_fraction, "seed": seed,
-        "items": [{"photo_id": r["photo_id"], "source": r["source"], "camera": c, "natural": bool(nat),
-                   "split": "eval" if h else "train"} for r, c, nat, h in zip(recs, cams, is_natural, held)],
+        "eval_zoo": int(sum(h and k == "zoo" for h, k in zip(held, kind))), "zoo_per_photo": int(zoo),
+        "items": [{"photo_id": r["photo_id"], "source": r["source"], "camera": c, "natural": bool(nat), "kind": k,
+                   "split": "eval" if h else "train"} for r, c, nat, k, h in zip(recs, cams, is_natural, kind, held)],
     }
     (data / "split.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     _say(log, f"data: {summary['photos']} photos of {summary['cameras']} cameras: {summary['train']} train, "
               f"{summary['eval']} held out ({summary['eval_seen_camera']} of seen cameras, "
               f"{summary['eval_natural']} natural)")
     return summary
+
+
+def _zoo_records(out: pathlib.Path, natural_recs, natural_held, per_photo: int, seed: int, log):
+    """Renders the natural photos through the zoo, ingests the renders; -> (records, held flags)."""
+    try:
+        from exif_jax.simulate import render_zoo
+    except ImportError:
+        raise LearningError("--zoo needs the camera simulator (exif_jax.simulate), which this checkout lacks") from None
+    from exif_jax.data.ingest import IngestConfig, IngestError, run as run_ingest
+
+    if not natural_recs:
+        raise LearningError("--zoo renders the natural photos, but there are none (--natural)")
+    src = out / "zoo_sources"
+    _link_photos(src, natural_recs)
+    _say(log, f"data: rendering {len(natural_recs)} natural photos through {per_photo} simulated cameras each")
+    record = render_zoo([src], out / "zoo", per_photo=per_photo, seed=seed, max_side=512, force=True,
+                        log=lambda m: None)
+    held_of = {pathlib.Path(p["file"]).as_posix(): bool(natural_held[int(pathlib.Path(p["source"]).stem)])
+               for p in record["photos"]}
+    cfg = IngestConfig(images=str(out / "zoo"), out=str(out / "ingest_zoo"), shards=2, eval_shards=1, workers=0,
+                       eval_fraction=0.0, renderer="clean", crop=64, min_tags=3, progress=False)
+    try:
+        run_ingest(cfg)
+    except (IngestError, OSError, ValueError) as e:
+        raise LearningError(f"ingest of the simulated zoo failed: {e}") from None
+    zrecs = _read_split(out / "ingest_zoo", "train")
+    return zrecs, [held_of.get(pathlib.Path(r["source"]).as_posix(), False) for r in zrecs]
 
 
 # ---------------------------------------------------------------------------------------------------- train
@@ -315,6 +356,49 @@ def pair_auc(feats, pairs) -> float:
     return float(roc_auc_score(pairs[:, 4], cos))
 
 
+SIM_TAGS = ("Model", "Make", "ISO Speed Ratings", "Sharpness", "Contrast", "Saturation", "White Balance",
+            "Software", "Exif Image Width")
+
+
+def _tag_value(items, tag: str):
+    from exif_jax.exif.render import STANDARD_DIRECTORIES
+
+    best = None
+    for directory, t, desc in items:
+        if t == tag and directory in STANDARD_DIRECTORIES:
+            prio = STANDARD_DIRECTORIES.index(directory)
+            if best is None or prio < best[0]:
+                best = (prio, desc)
+    return None if best is None else best[1]
+
+
+def per_tag_zero_shot(photo_emb: np.ndarray, items_list, encode_texts, tags=SIM_TAGS) -> dict:
+    """Zero-shot accuracy per EXIF tag: for each photo, its own EXIF text with the tag's value replaced by each value
+    the tag takes over these photos (counterfactual texts, `clean` renderer); correct when the true value's text is
+    the most similar to the photo's mean crop embedding. Chance = mean of 1 / #values. Tags with one value: skipped."""
+    from exif_jax.exif.render import CleanRenderer
+
+    render = CleanRenderer()
+    photo = _norm(photo_emb)
+    out = {}
+    for tag in tags:
+        truth = [_tag_value(items, tag) for items in items_list]
+        values = sorted({v for v in truth if v is not None})
+        rows = [i for i, v in enumerate(truth) if v is not None]
+        if len(values) < 2 or not rows:
+            continue
+        texts = []
+        for i in rows:
+            for v in values:
+                texts.append(render([(d, t, v if t == tag else desc) for d, t, desc in items_list[i]]))
+        emb = _norm(encode_texts(texts)).reshape(len(rows), len(values), -1)
+        sim = np.einsum("nd,nvd->nv", photo[rows], emb)
+        hits = [values[int(np.argmax(sim[k]))] == truth[i] for k, i in enumerate(rows)]
+        out[tag] = {"accuracy": float(np.mean(hits)), "chance": 1.0 / len(values), "values": len(values),
+                    "photos": len(rows)}
+    return out
+
+
 def _link_photos(folder: pathlib.Path, records) -> pathlib.Path:
     """A folder of the held-out JPEGs (written from the records: the camera's own bytes and EXIF)."""
     if folder.exists():
@@ -329,15 +413,20 @@ class Evaluation:
     """Everything both models are scored on, built once: crops of training / held-out photos, pairs, splices."""
 
     def __init__(self, out: pathlib.Path, data_dir: pathlib.Path, *, crop: int, crops: int = 16, pairs: int = 4000,
-                 splices: int = 40, splice_size=(384, 512), num_per_dim: int = 16, natural_sources=(),
+                 splices: int = 40, splice_size=(384, 512), num_per_dim: int = 16, zoo_photos: int = 80,
                  seed: int = 0, log=print):
         self.out, self.crop, self.seed, self.log, self.num_per_dim = out, crop, seed, log, num_per_dim
         train_recs, eval_recs = _read_split(data_dir, "train"), _read_split(data_dir, "eval")
         train_cams = {_camera(r) for r in train_recs}
         split = json.loads((data_dir / "split.json").read_text()) if (data_dir / "split.json").is_file() else {}
-        natural_ids = {it["photo_id"] for it in split.get("items", []) if it.get("natural")}
-        seen = [r for r in eval_recs if _camera(r) in train_cams]
-        self.natural_eval = [r for r in eval_recs if r["photo_id"] in natural_ids]
+        kind = {it["photo_id"]: it.get("kind", "natural" if it.get("natural") else "camera")
+                for it in split.get("items", [])}
+        # camera metrics: real photos (not zoo renders) of cameras with photos on both sides
+        seen = [r for r in eval_recs if _camera(r) in train_cams and kind.get(r["photo_id"]) != "zoo"]
+        self.natural_eval = [r for r in eval_recs if kind.get(r["photo_id"]) == "natural"]
+        zoo_eval = [r for r in eval_recs if kind.get(r["photo_id"]) == "zoo"][:zoo_photos]
+        self.zoo_crops, kept = photo_crops(zoo_eval, crops, crop, seed + 2)
+        self.zoo_items = [json.loads(zoo_eval[i]["exif_items"]) for i in kept]
         _say(log, f"eval: crops of {len(train_recs)} training and {len(seen)} held-out photos of seen cameras")
         self.train_crops, kept = photo_crops(train_recs, crops, crop, seed)
         self.train_recs = [train_recs[i] for i in kept]
@@ -402,6 +491,9 @@ class Evaluation:
             ev = splice.evaluate(datasets.get_dataset("folder", root), embed, self.out / "heatmaps" / key / name,
                                  seed=self.seed, log=lambda m: None, patch=self.crop, num_per_dim=self.num_per_dim)
             res[key] = {"model": ev["model"], "random_map": ev["random"], "skipped": len(ev["skipped"])}
+        if self.zoo_crops:
+            zoo_photo = np.stack([_norm(f).mean(0) for f in (embed(c) for c in self.zoo_crops)])
+            res["per_tag_zero_shot"] = per_tag_zero_shot(zoo_photo, self.zoo_items, model.encode_texts)
         res["seconds"] = time.time() - t0
         _say(self.log, f"eval: {model.label}: camera top-1 {res['camera']['photo_top1']:.3f} (photo), "
                        f"{res['camera']['patch_top1']:.3f} (patch); pair AUC {res['pair_auc']:.3f} "
@@ -471,6 +563,16 @@ def write_report(out: pathlib.Path, result: dict) -> None:
     for r in result["table"]:
         lines.append(f"| {r['metric']} | {_f(r['trained'])} | {_f(r['untrained'])} | {_f(r['margin'], True)} "
                      f"| {_f(r['chance'])} |")
+    tags = result["trained"].get("per_tag_zero_shot") or {}
+    if tags:
+        lines += ["", "Per-tag zero-shot accuracy on held-out simulated-zoo renders (each photo's own text with the "
+                  "tag's value swapped for every value the tag takes):", "",
+                  f"| tag | values | {result['trained']['label']} | untrained | margin | chance |",
+                  "|---|---|---|---|---|---|"]
+        for tag, r in tags.items():
+            u = ((ctrl or {}).get("per_tag_zero_shot") or {}).get(tag, {}).get("accuracy")
+            lines.append(f"| {tag} | {r['values']} | {_f(r['accuracy'])} | {_f(u)} | "
+                         f"{_f(None if u is None else r['accuracy'] - u, True)} | {_f(r['chance'])} |")
     cam = result["trained"]["camera"]
     lines += ["", f"Camera identification: {cam['photos']} held-out photos of {cam['cameras']} cameras; each "
               "camera's text is the mean embedding of its training photos' EXIF texts. Pairs: "
@@ -487,20 +589,28 @@ def _load() -> str:
 
 def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, minutes: float = 30.0,
         steps: int | None = None, config_arg: str = "", eval_fraction: float = 0.3, crops: int = 16,
-        pairs: int = 4000, splices: int = 40, control: bool = True, seed: int = 0, log=print) -> dict:
+        pairs: int = 4000, splices: int = 40, zoo: int | None = None, control: bool = True, seed: int = 0,
+        log=print) -> dict:
     import exif_jax
 
     out = pathlib.Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     load_before = _load()
-    data = prepare(out, photos, natural, eval_fraction=eval_fraction, seed=seed, log=log)
+    notes = []
+    if zoo is None:  # default: the simulated zoo when this checkout has the simulator
+        try:
+            import exif_jax.simulate  # noqa: F401
+            zoo = 4
+        except ImportError:
+            zoo = 0
+            notes.append("simulated zoo not used: exif_jax.simulate is not in this checkout")
+    data = prepare(out, photos, natural, eval_fraction=eval_fraction, seed=seed, zoo=zoo, log=log)
     t = train(out / "train", out / "data", minutes=minutes, steps=steps, config_arg=config_arg, log=log)
     model = exif_jax.load(str(out / "train"))
     ev = Evaluation(out, out / "data", crop=int(model.config.image_size), crops=crops, pairs=pairs, splices=splices,
                     seed=seed, log=log)
     trained = ev.score(model, "trained")
     untrained = ev.score(model.untrained(0), "untrained") if control else None
-    notes = []
     if getattr(ev, "same_content_status", None):
         notes.append(f"transfer (same-content splices): {ev.same_content_status}")
     result = {"real": real, "data": {k: v for k, v in data.items() if k != "items"}, "train": t,
@@ -525,10 +635,19 @@ def main(argv=None) -> int:
     p.add_argument("--crops", type=int, default=16, help="crops per photo for the evaluation")
     p.add_argument("--pairs", type=int, default=4000)
     p.add_argument("--splices", type=int, default=40)
+    p.add_argument("--zoo", type=int, default=None,
+                   help="simulated cameras per natural photo (exif_jax.simulate); default 4 when available, 0 = none")
     p.add_argument("--no-control", action="store_true", help="skip the untrained control")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    photos = [pathlib.Path(x) for x in args.photos] if args.photos else list(REAL_PHOTOS)
+    photos = [pathlib.Path(x) for x in args.photos] if args.photos else list(REAL_PHOTOS if args.real else ALL_PHOTOS)
+    if not args.real and args.zoo is None:
+        try:
+            import exif_jax.simulate  # noqa: F401
+        except ImportError:
+            print("eval.learning: the benchmark without --real trains on the simulated zoo, but this checkout lacks "
+                  "exif_jax.simulate (use --real, or --zoo 0)", file=sys.stderr)
+            return 2
     natural = [pathlib.Path(x) for x in args.natural] if args.natural is not None else list(NATURAL_PHOTOS)
     for folder in [*photos, *natural]:
         if not folder.is_dir():
@@ -540,7 +659,7 @@ def main(argv=None) -> int:
     try:
         run(args.out, photos=photos, natural=natural, real=args.real, minutes=args.minutes, steps=args.steps,
             config_arg=args.config_arg, eval_fraction=args.eval_fraction, crops=args.crops, pairs=args.pairs,
-            splices=args.splices, control=not args.no_control, seed=args.seed)
+            splices=args.splices, zoo=args.zoo, control=not args.no_control, seed=args.seed)
     except LearningError as e:
         print(f"eval.learning: {e}", file=sys.stderr)
         return 2

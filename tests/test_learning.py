@@ -144,3 +144,47 @@ def test_short_training_beats_untrained_controls_on_held_out_pair_auc(short_run)
 
 
 MARGIN = 0.05
+
+
+def test_probe_reports_the_untrained_control_and_margin(short_run, shared_data, tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for pattern in ("Nikon__D90__*.JPG", "Pentax__ist_DL__*.JPG"):
+        for p in sorted((shared_data / "photos_multi").glob(pattern))[:4]:
+            (folder / p.name).write_bytes(p.read_bytes())
+    assert probe.main(["--task", "camera", "--photos", str(folder), "--weights", str(short_run / "train"),
+                       "--out", str(tmp_path / "o"), "--patches", "4"]) == 0
+    res = json.loads((tmp_path / "o" / "probe.json").read_text())
+    assert res["label"].startswith("real_cameras step") and res["untrained"]["label"] == "untrained (seed 0)"
+    assert res["margin"]["accuracy"] == pytest.approx(res["accuracy"] - res["untrained"]["accuracy"])
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "untrained (seed 0)" in md and "margin (trained - untrained)" in md and "chance" in md
+    assert probe.main(["--task", "camera", "--photos", str(folder), "--weights", str(short_run / "train"),
+                       "--out", str(tmp_path / "o2"), "--patches", "2", "--no-control"]) == 0
+    assert "untrained" not in json.loads((tmp_path / "o2" / "probe.json").read_text())
+
+
+def test_learning_cli_names_a_missing_folder(tmp_path, capsys):
+    assert learning.main(["--real", "--photos", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0] and "does not exist" in err[0]
+
+
+def test_per_tag_zero_shot_swaps_one_tag_value_at_a_time():
+    import zlib
+
+    from exif_jax.exif.render import CleanRenderer
+
+    def encode(texts):  # a fixed random vector per distinct text
+        return np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=32) for t in texts])
+
+    photos = [[("Exif IFD0", "Make", "Simula"), ("Exif IFD0", "Model", f"S{i % 3}"),
+               ("Exif SubIFD", "ISO Speed Ratings", str(100 * (1 + i % 2))), ("Exif SubIFD", "Sharpness", "Hard")]
+              for i in range(6)]
+    own = encode([CleanRenderer()(items) for items in photos])
+    res = learning.per_tag_zero_shot(own, photos, encode)
+    assert set(res) == {"Model", "ISO Speed Ratings"}  # Make and Sharpness take one value: no choice to make
+    assert res["Model"]["accuracy"] == 1.0 and res["Model"]["chance"] == pytest.approx(1 / 3)
+    assert res["ISO Speed Ratings"]["accuracy"] == 1.0 and res["ISO Speed Ratings"]["values"] == 2
+    other = encode([f"unrelated {i}" for i in range(6)])
+    assert learning.per_tag_zero_shot(other, photos, encode)["Model"]["accuracy"] < 1.0
