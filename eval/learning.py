@@ -447,20 +447,26 @@ class Evaluation:
                 synthetic.generate(root, splices, photos=(photos,), size=splice_size, authentic_fraction=0.3,
                                    seed=seed, log=lambda m: None)
             self.splice_root = root
-        self.same_content_root = None
+        self.same_content_root = self.same_content_edits_root = None
         if self.natural_eval and splices:
-            self.same_content_root = self._same_content(splices)
+            self.same_content_root = self._same_content(splices, "zoo")
+            self.same_content_edits_root = self._same_content(splices, "edits")
 
-    def _same_content(self, n: int):
+    def _same_content(self, n: int, family: str):
+        """Same-content splices of the natural held-out photos: `zoo` (two simulated cameras) or `edits` (two plain
+        post-processing chains that are not in the zoo)."""
         try:
             from eval import same_content
         except ImportError:
             self.same_content_status = "not run: eval.same_content is not available in this checkout"
             return None
-        root = self.out / "splices" / "same_content"
+        root = self.out / "splices" / f"same_content_{family}"
         if not (root / "manifest.jsonl").is_file():
-            photos = _link_photos(self.out / "splices" / "natural_held_out", self.natural_eval)
-            same_content.generate(root, n=n, photos=(photos,), seed=self.seed)
+            photos = self.out / "splices" / "natural_held_out"
+            if not photos.is_dir():
+                _link_photos(photos, self.natural_eval)
+            same_content.generate(root, n=n, photos=(photos,), family=family, seed=self.seed, force=True,
+                                  log=lambda m: None)
         return root
 
     def score(self, model, name: str) -> dict:
@@ -485,7 +491,8 @@ class Evaluation:
             res["probe"] = {k: pr[k] for k in ("accuracy", "patch_accuracy", "chance", "test_items")}
         except ValueError as e:
             res["probe"] = {"error": str(e)}
-        for key, root in (("cross_camera_splices", self.splice_root), ("same_content_splices", self.same_content_root)):
+        for key, root in (("cross_camera_splices", self.splice_root), ("same_content_splices", self.same_content_root),
+                          ("same_content_edits", self.same_content_edits_root)):
             if root is None:
                 continue
             ev = splice.evaluate(datasets.get_dataset("folder", root), embed, self.out / "heatmaps" / key / name,
@@ -520,6 +527,9 @@ ROWS = [  # (section, path into a result, what chance is)
     ("same-content splices (natural) p-mAP", ("same_content_splices", "model", "pmap"),
      ("same_content_splices", "random_map", "pmap")),
     ("same-content splices (natural) detection AUC", ("same_content_splices", "model", "det_auc"), 0.5),
+    ("same-content splices, edit chains not in the zoo, p-mAP", ("same_content_edits", "model", "pmap"),
+     ("same_content_edits", "random_map", "pmap")),
+    ("same-content splices, edit chains not in the zoo, det AUC", ("same_content_edits", "model", "det_auc"), 0.5),
 ]
 
 
