@@ -169,7 +169,7 @@ def prepare(out: pathlib.Path, photos, natural=(), *, eval_fraction: float = 0.3
     train_cams = {c for c, h in zip(cams, held) if not h}
     summary = {
         "photos": len(recs), "cameras": len(set(cams)), "train": int((~held).sum()), "eval": int(held.sum()),
-        "eval_seen_camera": int(sum(h and c in train_cams for c, h in zip(cams, held))),
+        "eval_seen_camera": int(sum(h and c in train_cams and k != "zoo" for c, h, k in zip(cams, held, kind))),
         "eval_natural": int(sum(h and nat for h, nat in zip(held, is_natural))),
         "folders": [str(p) for p in photos], "natural_folders": [str(p) for p in natural],
         "eval_fraction": eval_fraction, "seed": seed,
@@ -179,8 +179,8 @@ def prepare(out: pathlib.Path, photos, natural=(), *, eval_fraction: float = 0.3
     }
     (data / "split.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     _say(log, f"data: {summary['photos']} photos of {summary['cameras']} cameras: {summary['train']} train, "
-              f"{summary['eval']} held out ({summary['eval_seen_camera']} of seen cameras, "
-              f"{summary['eval_natural']} natural)")
+              f"{summary['eval']} held out ({summary['eval_seen_camera']} real photos of seen cameras, "
+              f"{summary['eval_natural']} natural, {summary['eval_zoo']} zoo renders)")
     return summary
 
 
@@ -597,6 +597,14 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _have_simulator() -> bool:
+    try:
+        import exif_jax.simulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, minutes: float = 30.0,
         steps: int | None = None, config_arg: str = "", eval_fraction: float = 0.3, crops: int = 16,
         pairs: int = 4000, splices: int = 40, zoo: int | None = None, control: bool = True, seed: int = 0,
@@ -608,11 +616,8 @@ def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, m
     load_before = _load()
     notes = []
     if zoo is None:  # default: the simulated zoo when this checkout has the simulator
-        try:
-            import exif_jax.simulate  # noqa: F401
-            zoo = 4
-        except ImportError:
-            zoo = 0
+        zoo = 4 if _have_simulator() else 0
+        if not zoo:
             notes.append("simulated zoo not used: exif_jax.simulate is not in this checkout")
     data = prepare(out, photos, natural, eval_fraction=eval_fraction, seed=seed, zoo=zoo, log=log)
     t = train(out / "train", out / "data", minutes=minutes, steps=steps, config_arg=config_arg, log=log)
@@ -648,16 +653,15 @@ def main(argv=None) -> int:
     p.add_argument("--zoo", type=int, default=None,
                    help="simulated cameras per natural photo (exif_jax.simulate); default 4 when available, 0 = none")
     p.add_argument("--no-control", action="store_true", help="skip the untrained control")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="only ingest and split into OUT/data (then train by hand: see configs/real_cameras.py)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     photos = [pathlib.Path(x) for x in args.photos] if args.photos else list(REAL_PHOTOS if args.real else ALL_PHOTOS)
-    if not args.real and args.zoo is None:
-        try:
-            import exif_jax.simulate  # noqa: F401
-        except ImportError:
-            print("eval.learning: the benchmark without --real trains on the simulated zoo, but this checkout lacks "
-                  "exif_jax.simulate (use --real, or --zoo 0)", file=sys.stderr)
-            return 2
+    if not args.real and args.zoo is None and not _have_simulator():
+        print("eval.learning: the benchmark without --real trains on the simulated zoo, but this checkout lacks "
+              "exif_jax.simulate (use --real, or --zoo 0)", file=sys.stderr)
+        return 2
     natural = [pathlib.Path(x) for x in args.natural] if args.natural is not None else list(NATURAL_PHOTOS)
     for folder in [*photos, *natural]:
         if not folder.is_dir():
@@ -667,6 +671,11 @@ def main(argv=None) -> int:
         print(f"eval.learning: --eval-fraction {args.eval_fraction}: must be in (0, 1)", file=sys.stderr)
         return 2
     try:
+        if args.prepare_only:
+            zoo = args.zoo if args.zoo is not None else (4 if _have_simulator() else 0)
+            prepare(pathlib.Path(args.out).absolute(), photos, natural, eval_fraction=args.eval_fraction,
+                    seed=args.seed, zoo=zoo)
+            return 0
         run(args.out, photos=photos, natural=natural, real=args.real, minutes=args.minutes, steps=args.steps,
             config_arg=args.config_arg, eval_fraction=args.eval_fraction, crops=args.crops, pairs=args.pairs,
             splices=args.splices, zoo=args.zoo, control=not args.no_control, seed=args.seed)
