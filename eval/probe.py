@@ -270,7 +270,8 @@ def main(argv=None) -> int:
     runs = [model] + ([] if args.no_control else [model.untrained(args.control_seed)])
     results = []
     for m in runs:
-        print(f"{m.label}: extracting features", flush=True)
+        label = getattr(m, "label", None) or str(args.weights)
+        print(f"{label}: extracting features", flush=True)
         # The same seed for every model: identical crops, identical split.
         feats, labels, used, skipped = extract(items, model_embed_fn(m, args.batch_size), args.patches, size,
                                                args.seed)
@@ -279,7 +280,7 @@ def main(argv=None) -> int:
         except ValueError as e:
             print(f"eval.probe: {e}", file=sys.stderr)
             return 2
-        res.update(label=m.label, items=used, skipped=skipped)
+        res.update(label=label, items=used, skipped=skipped)
         results.append(res)
     res = results[0]
     summary = {"task": args.task, "weights": str(args.weights), **res}
