@@ -120,7 +120,7 @@ def test_probe_command_on_real_photos(tmp_path, shared_data, monkeypatch):
     monkeypatch.setattr(exif_jax, "load", lambda w, **kw: FakeModel())
     out = tmp_path / "probe"
     assert probe.main(["--task", "camera", "--photos", str(photos), "--weights", "fake", "--out", str(out),
-                       "--patches", "6"]) == 0
+                       "--patches", "6", "--no-control"]) == 0
     res = json.loads((out / "probe.json").read_text())
     assert res["classes"] == ["canon", "fujifilm", "sony"]  # EXIF makes; Nikon has one photo only
     assert res["dropped_classes"] == ["nikon"]
@@ -140,7 +140,7 @@ def test_probe_manipulated_task_on_casia_layout(tmp_path, monkeypatch):
     monkeypatch.setattr(exif_jax, "load", lambda w, **kw: FakeModel())
     out = tmp_path / "probe"
     assert probe.main(["--task", "manipulated", "--dataset", "casia_2", "--data-root", str(tmp_path), "--weights",
-                       "fake", "--out", str(out), "--patches", "4", "--test-fraction", "0.5"]) == 0
+                       "fake", "--out", str(out), "--patches", "4", "--test-fraction", "0.5", "--no-control"]) == 0
     res = json.loads((out / "probe.json").read_text())
     assert res["classes"] == ["authentic", "manipulated"] and res["test_items"] == 6
     assert res["accuracy"] == 1.0
