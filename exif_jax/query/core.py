@@ -8,6 +8,7 @@ text embeddings from `exif_jax.query.prompts`. `ExifModel.query(images, {"Make":
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -94,8 +95,8 @@ def query(model, images: Sequence, tags: Mapping[str, Sequence[str]], *, dataset
     """Per image, `{tag: [(value, prob), ...]}` most probable first. Images: paths or uint8 [H, W, 3] arrays of
     any size (each cropped into patches at the model's crop size, batched together). A photo that cannot be read
     or is smaller than one patch raises `PhotoError` naming it."""
-    if isinstance(images, (str, np.ndarray)) and np.ndim(images) in (0, 3):
-        images = [images]
+    if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
+        images = [images]  # one photo
     queries = prepare(model, tags, dataset=dataset, prompts=prompts, n_templates=n_templates)
     photos = im.encode_photos(model, list(images), view=view, num_per_dim=num_per_dim)
     scale = float(model.logit_scale())
