@@ -6,7 +6,8 @@
 `--dataset`: an `exif-jax ingest` output. For each tag, the candidates are every value of the tag in the dataset
 (train and held-out split, as the dataset's renderer writes them); each photo of `--split` whose value is among them
 is ranked (`exif_jax.query`), and top-1 is scored for every whole-photo view (`grid`: mean over the 9 x <= 9 patch
-grid; `centre`: one centre crop) and prompt style (`ensemble` over the training split's texts; `bare`), beside:
+grid; `centre`: one centre crop) and prompt style (`matched`: texts of training photos with the value; `ensemble`:
+training texts with the tag set to the value; `bare`: `Tag: value`; see `exif_jax.query.prompts`), beside:
 - chance: 1 / #values;
 - prior: always answering the training split's most frequent value (what a text-only guess gets on skewed tags);
 - the untrained control (`ExifModel.untrained(0)`, same pipeline) and the margin.
@@ -54,7 +55,8 @@ def split_photos(dataset_dir, split: str) -> list[tuple[str, np.ndarray, list]]:
     return out
 
 
-def zero_shot_accuracy(model, dataset, photos, tags, *, views=("grid", "centre"), styles=("ensemble", "bare"),
+def zero_shot_accuracy(model, dataset, photos, tags, *, views=("grid", "centre"),
+                       styles=("matched", "ensemble", "bare"),
                        n_templates: int = 8) -> dict:
     """{tag: {"n", "values", "chance", "prior", f"{view}/{style}": top-1}} over `photos` (see the module doc)."""
     from exif_jax.query import core
@@ -96,7 +98,8 @@ def splice_maps(model, dataset, splice_dir, out_dir, *, num_per_dim: int = 30, n
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     entries = [e for e in manifest_entries(manifest) if e.get("mask")]
     values = [v for v, _ in dataset.values("Model").most_common()]
-    q = core.prepare(model, {"Model": values}, dataset=dataset, prompts="ensemble", n_templates=n_templates)[0]
+    q = core.prepare(model, {"Model": values}, dataset=dataset, prompts=core.DEFAULT_STYLE,
+                     n_templates=n_templates)[0]
     scale = model.logit_scale()
     patch = int(model.config.image_size)
     rows = []
@@ -151,15 +154,17 @@ def _md(results: dict) -> str:
     acc = results["accuracy"]
     ctrl = results.get("control", {})
     keys = results["columns"]
-    head = "| tag | photos | values | chance | prior | " + " | ".join(f"{k}" for k in keys)
-    head += " | untrained (grid/ensemble) | margin |" if ctrl else " |"
+    default = results["default"]
+    lines += [f"Each cell: trained / untrained control ({results.get('control_label', 'none')}); default "
+              f"`{default}`; margin = trained - untrained for the default.", ""]
+    head = "| tag | photos | values | chance | prior | " + " | ".join(keys) + (" | margin |" if ctrl else " |")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for tag, row in acc.items():
         cells = [tag, str(row["n"]), str(row["values"]), f"{row['chance']:.3f}", f"{row['prior']:.3f}"]
-        cells += [f"{row[k]:.3f}" for k in keys]
+        u = ctrl.get(tag, {})
+        cells += [f"{row[k]:.3f}" + (f" / {u[k]:.3f}" if k in u else "") for k in keys]
         if ctrl:
-            u = ctrl.get(tag, {}).get("grid/ensemble", float("nan"))
-            cells += [f"{u:.3f}", f"{row['grid/ensemble'] - u:+.3f}"]
+            cells.append(f"{row[default] - u.get(default, float('nan')):+.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     if results.get("splices"):
         lines += ["", "## Region maps on same-content splices (P(Model = camera), mean over pixels)", "",
@@ -190,6 +195,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import exif_jax
+    from exif_jax.query.core import DEFAULT_STYLE
     from exif_jax.query.prompts import DatasetError, load_dataset
 
     try:
@@ -206,7 +212,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     results = {"model": model.label, "weights": str(args.weights), "step": model.step, "dataset": str(args.dataset),
                "split": args.split, "photos": len(photos),
-               "columns": ["grid/ensemble", "grid/bare", "centre/ensemble", "centre/bare"]}
+               "columns": [f"{v}/{s}" for v in ("grid", "centre") for s in ("matched", "ensemble", "bare")],
+               "default": f"grid/{DEFAULT_STYLE}"}
     results["accuracy"] = zero_shot_accuracy(model, dataset, photos, tags, n_templates=args.templates)
     models = [("model", model)]
     if not args.no_control:

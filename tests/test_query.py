@@ -101,6 +101,13 @@ def test_ensemble_prompts_set_the_tag_in_dataset_texts(model, dataset, photos):
     emb = pr.text_embeddings(model, texts)
     ref = _unit(np.stack([_unit(model.encode_texts(t)).mean(0) for t in texts]))
     np.testing.assert_allclose(emb, ref, atol=1e-5)
+    # matched: the texts of the photos that have the value, topped up with substituted templates
+    matched = pr.prompt_texts("Make", ["FUJIFILM", "Acme"], style="matched", templates=templates,
+                              renderer=dataset.renderer, dataset=dataset, n_templates=3)
+    fuji = [dataset.renderer(items) for items in dataset.items["train"]
+            if pr.rendered_value(items, "Make", dataset.renderer) == "FUJIFILM"]
+    top_up = pr.template_text(templates[0], "Make", "FUJIFILM", dataset.renderer)
+    assert len(fuji) == 2 and matched[0] == fuji + [top_up] and matched[1] == texts[0][:3]
     # a tag the template photos lack is appended, not lost
     t = pr.template_text([("Exif IFD0", "Make", "X")], "Sharpness", "Hard", get_renderer("clean"))
     assert t == "Make: X, Sharpness: Hard"

@@ -2,8 +2,9 @@
 
 Per photo, the candidate values of TAG ranked with probabilities: softmax over the model's logit scale of the
 cosine between the photo embedding (the mean of its patch embeddings over the splice grid, or `--view centre`: one
-centre crop) and each candidate's text embedding (`--prompts ensemble`: the dataset's texts with TAG set to the
-candidate, averaged; `bare`: `TAG: value`). Candidates: `--values "v1|v2|..."`, or every value of TAG in an ingest
+centre crop) and each candidate's text embedding (`--prompts matched`, the default with a dataset: the texts of
+training photos with that value; `ensemble`: the dataset's texts with TAG set to the candidate, averaged; `bare`:
+`TAG: value`). Candidates: `--values "v1|v2|..."`, or every value of TAG in an ingest
 output (`--values-from DATASET_DIR`); without either, the values of the dataset a trainer workdir was trained on.
 
     exif-jax query photos/ --weights runs/smoke --tag Make --values "Canon|NIKON|SONY"
@@ -50,10 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--templates-from", metavar="DATASET_DIR",
                    help="prompt templates from this ingest output (default: --values-from, else the dataset a "
                         "trainer workdir was trained on)")
-    p.add_argument("--prompts", choices=("auto", "ensemble", "bare"), default="auto",
-                   help="ensemble = the dataset's texts with the tag set to each candidate, averaged (default when "
-                        "a dataset is known); bare = 'Tag: value'")
-    p.add_argument("--templates", type=int, default=8, help="texts averaged per candidate (ensemble prompts)")
+    p.add_argument("--prompts", choices=("auto", "matched", "ensemble", "bare"), default="auto",
+                   help="matched = texts of the dataset's training photos with that value (topped up with ensemble "
+                        "texts; the default when a dataset is known); ensemble = the dataset's texts with the tag "
+                        "set to each candidate, averaged; bare = 'Tag: value' (the default without a dataset)")
+    p.add_argument("--templates", type=int, default=8, help="texts averaged per candidate (matched/ensemble)")
     p.add_argument("--top", type=int, default=5, help="values shown per photo and tag (default 5; maps: at most 4)")
     p.add_argument("--json", action="store_true", help="one JSON line per photo and tag on stdout")
     p.add_argument("--maps", metavar="OUT", help="write per-region probability maps (PNG + .npy) to this folder")
@@ -157,8 +159,8 @@ def main(argv=None) -> int:
                 return _fail(f"cannot read dataset: {e}")
             print(f"{PROG}: note: the weights' training data {ds_path} is unreadable ({e}); bare prompts",
                   file=sys.stderr)
-    if args.prompts == "ensemble" and dataset is None:
-        return _fail("--prompts ensemble needs a dataset: give --values-from or --templates-from")
+    if args.prompts in ("matched", "ensemble") and dataset is None:
+        return _fail(f"--prompts {args.prompts} needs a dataset: give --values-from or --templates-from")
     known = core.known_tags(dataset)
     if args.tag.strip().lower() == "all":
         if args.values is not None:
@@ -206,8 +208,8 @@ def main(argv=None) -> int:
     stems = dict(zip(map(str, paths), unique_stems(paths)))
     n_top = min(args.top, 4)
     log = sys.stderr if args.json else sys.stdout
-    prompt_note = queries[0].style + (f" ({queries[0].n_templates} templates from {dataset.path})"
-                                      if queries[0].style == "ensemble" else "")
+    prompt_note = queries[0].style + (f" (up to {args.templates} texts per value from {dataset.path})"
+                                      if queries[0].style != "bare" else "")
     print(f"{model.label or 'model'}: {len(paths)} photo(s), {len(tags)} tag(s), view {view} "
           f"({patch} px patches), prompts {prompt_note}", file=log, flush=True)
 

@@ -17,6 +17,10 @@ from exif_jax.query import images as im
 from exif_jax.query import prompts as pr
 
 
+# The prompt style used when a dataset is known (`prompts="auto"`); chosen by `python -m eval.query` (README).
+DEFAULT_STYLE = "matched"
+
+
 class QueryError(ValueError):
     """A query cannot be asked as given (unknown tag, no candidate values); the message says what is known."""
 
@@ -29,7 +33,7 @@ class TagQuery:
     values: list[str]
     text_embeddings: np.ndarray
     style: str  # "ensemble" | "bare"
-    n_templates: int
+    n_templates: int  # texts averaged for the first candidate
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -71,11 +75,11 @@ def prepare(model, tags: Mapping[str, Sequence[str]], *, dataset: pr.Dataset | N
             n_templates: int = pr.DEFAULT_N_TEMPLATES) -> list[TagQuery]:
     """Candidate texts -> embeddings for each tag. `prompts`: `ensemble` (needs `dataset`), `bare`, or `auto`
     (ensemble when a dataset is given). Values are deduplicated in order; an empty list is a `QueryError`."""
-    style = prompts if prompts != "auto" else ("ensemble" if dataset is not None else "bare")
-    if style == "ensemble" and dataset is None:
-        raise QueryError("ensemble prompts need a dataset (its texts are the templates); pass dataset= or use "
+    style = prompts if prompts != "auto" else (DEFAULT_STYLE if dataset is not None else "bare")
+    if style in ("ensemble", "matched") and dataset is None:
+        raise QueryError(f"{style} prompts need a dataset (its texts are the templates); pass dataset= or use "
                          "prompts='bare'")
-    templates = dataset.templates(n_templates) if (dataset is not None and style == "ensemble") else []
+    templates = dataset.templates(n_templates) if (dataset is not None and style != "bare") else []
     renderer = dataset.renderer if dataset is not None else None
     out = []
     for tag, values in tags.items():
@@ -84,7 +88,8 @@ def prepare(model, tags: Mapping[str, Sequence[str]], *, dataset: pr.Dataset | N
         values = list(dict.fromkeys(str(v) for v in values if str(v).strip()))
         if not values:
             raise QueryError(f"{tag}: no candidate values; known tags: {', '.join(known_tags(dataset))}")
-        texts = pr.prompt_texts(tag, values, style=style, templates=templates, renderer=renderer)
+        texts = pr.prompt_texts(tag, values, style=style, templates=templates, renderer=renderer, dataset=dataset,
+                                n_templates=n_templates)
         out.append(TagQuery(tag, values, pr.text_embeddings(model, texts), style, len(texts[0])))
     return out
 

@@ -9,6 +9,9 @@ The model was trained on whole EXIF texts (`Make: Canon, Model: Canon EOS 20D, S
            setting TAG to the candidate (its items replaced; appended as `, TAG: value` when the renderer does not
            write TAG). A candidate's text embedding is the normalised mean of its templates' unit embeddings, so
            the other tags' values average out and what is left is what the candidate changes.
+`matched`  per candidate, the texts of up to `n_templates` training photos whose TAG has that value (so the other
+           tags agree with it: a Model's Make, Software and sizes), topped up with `ensemble` texts when fewer
+           training photos have it; no image is looked at.
 `bare`     `TAG: value` alone (what a user would type).
 
 `python -m eval.query` measures both on held-out photos; the README gives the numbers.
@@ -23,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-PROMPT_STYLES = ("ensemble", "bare")
+PROMPT_STYLES = ("matched", "ensemble", "bare")
 DEFAULT_N_TEMPLATES = 8
 _PLACEHOLDER = "qqcandidateqq"  # survives both renderers unchanged (letters only, short); never a real value
 
@@ -58,6 +61,19 @@ class Dataset:
                 if v is not None:
                     out[v] += 1
         return out
+
+    def examples(self, tag: str, split: str = "train") -> dict[str, list[list[Item]]]:
+        """value -> item lists of the photos of `split` whose rendered `tag` is that value (record order)."""
+        key = (tag, split)
+        cache = self.__dict__.setdefault("_examples", {})
+        if key not in cache:
+            out: dict[str, list[list[Item]]] = collections.defaultdict(list)
+            for items in self.items.get(split, []):
+                v = rendered_value(items, tag, self.renderer)
+                if v is not None:
+                    out[v].append(items)
+            cache[key] = dict(out)
+        return cache[key]
 
     def templates(self, n: int = DEFAULT_N_TEMPLATES, split: str = "train") -> list[list[Item]]:
         """`n` item lists spread evenly over `split` (the training photos; all of them if fewer)."""
@@ -168,15 +184,33 @@ def bare_text(tag: str, value: str) -> str:
 
 
 def prompt_texts(tag: str, values: Sequence[str], *, style: str = "ensemble", templates=None,
-                 renderer=None) -> list[list[str]]:
-    """Per candidate value, the texts whose embeddings are averaged (one text for `bare`)."""
+                 renderer=None, dataset: Dataset | None = None, n_templates: int = DEFAULT_N_TEMPLATES
+                 ) -> list[list[str]]:
+    """Per candidate value, the texts whose embeddings are averaged (one text for `bare`).
+
+    `matched`: the texts of up to `n_templates` training photos whose `tag` is the candidate (their other tags
+    agree with it: a Model's Make, Software, sizes), topped up with `ensemble` texts when fewer photos have it.
+    """
     if style not in PROMPT_STYLES:
         raise ValueError(f"unknown prompt style {style!r} (choose from {', '.join(PROMPT_STYLES)})")
     if style == "bare" or not templates:
         return [[bare_text(tag, v)] for v in values]
     if renderer is None:
         raise ValueError("ensemble prompts need the dataset's renderer")
-    return [[template_text(items, tag, v, renderer) for items in templates] for v in values]
+    subst = [[template_text(items, tag, v, renderer) for items in templates] for v in values]
+    if style == "ensemble":
+        return subst
+    if dataset is None:
+        raise ValueError("matched prompts need the dataset")
+    examples = dataset.examples(tag)
+    out = []
+    for v, fallback in zip(values, subst):
+        own = examples.get(v, [])
+        if len(own) > n_templates:
+            own = [own[i] for i in np.linspace(0, len(own) - 1, n_templates).round().astype(int)]
+        texts = [t for t in (renderer(items) for items in own) if t]
+        out.append(texts + fallback[:max(0, n_templates - len(texts))])
+    return out
 
 
 def text_embeddings(model, texts_per_value: Sequence[Sequence[str]]) -> np.ndarray:
