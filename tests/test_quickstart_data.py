@@ -89,3 +89,50 @@ def test_photo_is_a_lossless_crop_with_exif(shared_data, row):
     assert np.abs(pa - pb).max() <= 32
     tags_src, tags_dst = _exif_tags(src), _exif_tags(dst)
     assert len(tags_src) >= 15 and tags_dst == tags_src
+
+
+def _multi_rows():
+    rows = []
+    path = ROOT / "SOURCES_multi.md"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        w, h, x, y = map(int, re.fullmatch(r"(\d+)x(\d+)\+(\d+)\+(\d+)", cells[6]).groups())
+        rows.append(dict(file=cells[0].strip("`"), repo=cells[1].split(" @ ")[0], source_path=cells[2].strip("`"),
+                         licence=cells[3], camera=cells[4], crop=(w, h, x, y)))
+    return rows
+
+
+MULTI_ROWS = _multi_rows()
+
+
+def test_multi_set_covers_several_photos_per_camera_within_budget():
+    files = sorted(p.name for p in (ROOT / "multi").glob("*"))
+    assert files == sorted(r["file"] for r in MULTI_ROWS)
+    per_camera = {}
+    for r in MULTI_ROWS:
+        per_camera[r["camera"]] = per_camera.get(r["camera"], 0) + 1
+    assert len(per_camera) >= 10 and min(per_camera.values()) >= 3
+    assert sum((ROOT / "multi" / f).stat().st_size for f in files) < 5_000_000
+    assert all(r["repo"] == "https://github.com/drewnoakes/digicam_corpus" and r["licence"] == "CC0-1.0"
+               for r in MULTI_ROWS)
+
+
+@pytest.mark.parametrize("row", MULTI_ROWS, ids=[r["file"] for r in MULTI_ROWS])
+def test_multi_photo_is_a_lossless_crop_of_photos_multi(shared_data, row):
+    folder = shared_data / "photos_multi"
+    manifest = {r["source_path"]: r for r in csv.DictReader(open(folder / "manifest.tsv", encoding="utf-8"),
+                                                            delimiter="\t")}
+    m = manifest[row["source_path"]]
+    assert m["camera"] == row["camera"]
+    src, dst = folder / m["file"], ROOT / "multi" / row["file"]
+    w, h, x, y = row["crop"]
+    with Image.open(src) as a, Image.open(dst) as b:
+        assert b.size == (w, h) and _component_tables(a) == _component_tables(b)
+        pa = np.asarray(a.convert("RGB"))[y:y + h, x:x + w].astype(int)
+        pb = np.asarray(b.convert("RGB")).astype(int)
+    assert np.array_equal(pa[16:-16, 16:-16], pb[16:-16, 16:-16])
+    with open(src, "rb") as fa, open(dst, "rb") as fb:
+        ta, tb = exifread.process_file(fa, details=False), exifread.process_file(fb, details=False)
+    assert str(tb["Image Model"]) == str(ta["Image Model"]) and str(tb["Image Make"]) == str(ta["Image Make"])
