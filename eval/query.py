@@ -13,7 +13,7 @@ training texts with the tag set to the value; `bare`: `Tag: value`; see `exif_ja
 - the untrained control (`ExifModel.untrained(0)`, same pipeline) and the margin.
 
 `--splices`: a same-content splice folder (`python -m eval.same_content` layout: `images/`, `masks/`,
-`manifest.json` naming both cameras of each splice); per spliced image, the per-region map of P(Model = camera)
+`manifest.jsonl` naming both cameras of each splice, `cameras.json`); per spliced image, the per-region map of P(Model = camera)
 over the splice grid: the mean probability of the pasted region's camera inside vs outside the mask, and of the
 host camera outside vs inside, for the model and the untrained control.
 
@@ -95,8 +95,7 @@ def splice_maps(model, dataset, splice_dir, out_dir, *, num_per_dim: int = 30, n
     from exif_jax.splice.io import write_png as save_png
 
     root = pathlib.Path(splice_dir)
-    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    entries = [e for e in manifest_entries(manifest) if e.get("mask")]
+    entries = manifest_entries(root)
     values = [v for v, _ in dataset.values("Model").most_common()]
     q = core.prepare(model, {"Model": values}, dataset=dataset, prompts=core.DEFAULT_STYLE,
                      n_templates=n_templates)[0]
@@ -135,17 +134,18 @@ def splice_maps(model, dataset, splice_dir, out_dir, *, num_per_dim: int = 30, n
     return rows
 
 
-def manifest_entries(manifest) -> list[dict]:
-    """Normalises the same-content manifest to `{image, mask, pasted_model, host_model}` entries."""
-    items = manifest.get("images", manifest) if isinstance(manifest, dict) else manifest
+def manifest_entries(root: pathlib.Path) -> list[dict]:
+    """Spliced images of an `eval.same_content` folder as `{image, mask, pasted_model, host_model}` (EXIF Model
+    of the donor and host cameras, from `cameras.json`)."""
+    chains = json.loads((root / "cameras.json").read_text(encoding="utf-8"))["chains"]
+    model_of = {c["id"]: c.get("model", c["id"]) for c in chains}
     out = []
-    for it in items:
-        if not isinstance(it, dict):
+    for line in (root / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec.get("label") != 1:
             continue
-        mask = it.get("mask")
-        out.append({"image": it.get("image") or it.get("file"), "mask": mask,
-                    "pasted_model": it.get("pasted_model") or (it.get("pasted") or {}).get("model"),
-                    "host_model": it.get("host_model") or (it.get("host") or {}).get("model")})
+        out.append({"image": f"images/{rec['id']}.png", "mask": f"masks/{rec['id']}.png",
+                    "pasted_model": model_of[rec["donor_camera"]], "host_model": model_of[rec["host_camera"]]})
     return out
 
 
