@@ -13,8 +13,8 @@ training texts with the tag set to the value; `bare`: `Tag: value`; see `exif_ja
 - the untrained control (`ExifModel.untrained(0)`, same pipeline) and the margin.
 
 `--splices`: a same-content splice folder (`python -m eval.same_content` layout: `images/`, `masks/`,
-`manifest.jsonl` naming both cameras of each splice, `cameras.json`); per spliced image, the per-region map of P(Model = camera)
-over the splice grid: the mean probability of the pasted region's camera inside vs outside the mask, and of the
+`manifest.jsonl` naming both cameras of each splice, `cameras.json`); per spliced image, the per-region map of
+P(Model = camera) over the splice grid: the mean probability of the pasted region's camera inside vs outside the mask, and of the
 host camera outside vs inside, for the model and the untrained control.
 
 Writes `OUT/results.json`, `OUT/results.md` and (`--splices`) `OUT/maps/*.png`.
@@ -22,7 +22,6 @@ Writes `OUT/results.json`, `OUT/results.md` and (`--splices`) `OUT/maps/*.png`.
 from __future__ import annotations
 
 import argparse
-import collections
 import io
 import json
 import pathlib

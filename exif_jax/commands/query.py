@@ -91,7 +91,8 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return float(sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1)))
 
 
-def _photos(paths, patch, view, num_per_dim, failed: list, quiet: bool):
+def _photos(paths, patch, view, num_per_dim, failed: list, report: bool = True):
+    """PhotoPatches of each readable photo; a bad one is appended to `failed` (and reported on stderr)."""
     from exif_jax.query.images import PhotoError, as_image, photo_patches
 
     for k, path in enumerate(paths, 1):
@@ -100,7 +101,8 @@ def _photos(paths, patch, view, num_per_dim, failed: list, quiet: bool):
             pp = photo_patches(image, patch, view=view, num_per_dim=num_per_dim, source=str(path))
         except PhotoError as e:
             failed.append(str(path))
-            print(f"[{k}/{len(paths)}] skipped: {e}", file=sys.stderr)
+            if report:
+                print(f"[{k}/{len(paths)}] skipped: {e}", file=sys.stderr)
             continue
         pp.index, pp.path, pp.image = k, path, image
         yield pp
@@ -113,7 +115,7 @@ def _score(model, queries, paths, truths, args, patch, view, num_per_dim) -> dic
 
     scored = {q.tag: [0, 0] for q in queries}
     scale = model.logit_scale()
-    photos = _photos(paths, patch, view, num_per_dim, [], quiet=True)
+    photos = _photos(paths, patch, view, num_per_dim, [], report=False)
     for pp, emb in stream_embeddings(model, _drop_images(photos), args.batch_size):
         e = photo_embedding(emb)[None]
         for q in queries:
@@ -217,7 +219,7 @@ def main(argv=None) -> int:
     hits = {q.tag: [0, 0, collections.Counter()] for q in queries}  # hits, scored, truth counts
     t0 = time.perf_counter()
     done = 0
-    photos = _photos(paths, patch, view, num_per_dim, failed, quiet=False)
+    photos = _photos(paths, patch, view, num_per_dim, failed)
     for pp, emb in stream_embeddings(model, photos, args.batch_size):
         done += 1
         e = photo_embedding(emb)[None]
