@@ -16,13 +16,14 @@ COMMANDS = {
     "export": "export weights to the original .pth layout or a Hugging Face directory",
     "splice": "zero-shot splice localization/detection heatmaps for images",
     "compile": "ahead-of-time compile a config's train step for a TPU/GPU topology",
+    "query": "ask photos about their camera: rank candidate EXIF values (whole photo or per region), zero-shot",
     "quickstart": "ingest bundled photos, train the smoke config, evaluate, localize a synthetic splice",
     "simulate": "render photos through a zoo of simulated cameras (JPEGs with EXIF describing each chain)",
 }
 
 # Commands that run models: started from the shell they restart once with glibc malloc tuned for large buffers
 # (`exif_jax.host_malloc`); called in-process (`main([...])`) they run as they are.
-HEAVY = ("train", "splice", "quickstart", "compile")
+HEAVY = ("train", "splice", "quickstart", "compile", "query")
 
 
 def _usage() -> str:

@@ -65,17 +65,28 @@ class ExifModel:
             yield start, min(start + self.batch_size, n)
 
     def encode_images(self, images) -> np.ndarray:
-        """uint8 [N, H, W, 3] (RGB, 0..255) -> float32 [N, D] raw image embeddings."""
-        images = np.asarray(images)
+        """uint8 [N, H, W, 3] (RGB, 0..255) -> float32 [N, D] raw image embeddings.
+
+        A wrong input raises `ValueError` naming what was given (shape and dtype) and what is expected.
+        """
+        try:
+            images = np.asarray(images)
+        except ValueError:  # a ragged list (photos of different sizes) does not stack
+            images = np.asarray(images, dtype=object)
+        what = f"{images.dtype} array of shape {tuple(images.shape)}"
+        if images.dtype == object:
+            raise ValueError(f"encode_images expects uint8 [N, H, W, 3] RGB, got {len(images)} items of different "
+                             f"shapes or types; pass one array of equal-sized crops (encode_image_files and query "
+                             f"take photos of any size)")
         if images.ndim == 3:
             images = images[None]
         if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"encode_images expects uint8 [N, H, W, 3] RGB, got shape {images.shape}")
+            raise ValueError(f"encode_images expects uint8 [N, H, W, 3] RGB, got a {what}")
         if images.dtype != np.uint8:
-            raise ValueError(f"encode_images expects uint8 pixels (0..255), got dtype {images.dtype}")
+            raise ValueError(f"encode_images expects uint8 pixels (0..255), got a {what}")
         if self.config.image_tower == "vit" and images.shape[1:3] != (self.config.image_size,) * 2:
             raise ValueError(f"this ViT takes {self.config.image_size}x{self.config.image_size} crops, "
-                             f"got {images.shape[1]}x{images.shape[2]}")
+                             f"got a {what}")
         out = []
         for s, e in self._batches(len(images)):
             chunk = images[s:e]
@@ -103,6 +114,27 @@ class ExifModel:
 
     def logit_scale(self) -> float:
         return float(self.model.logit_scale())
+
+    def encode_image_files(self, images, *, view: str = "grid", num_per_dim: int = 8) -> np.ndarray:
+        """Photos (paths or uint8 [H, W, 3] arrays, any size) -> float [N, D] unit photo embeddings: the normalised
+        mean of the patch embeddings over the splice patch grid (`view="grid"`) or one centre crop
+        (`view="centre"`), patches at the training crop size, never resized (`exif_jax.query.images`)."""
+        from exif_jax.query.images import encode_photos
+
+        return encode_photos(self, list(images), view=view, num_per_dim=num_per_dim)
+
+    def query(self, images, tags, *, dataset=None, prompts: str = "auto", top: int | None = None, **kwargs):
+        """Zero-shot EXIF query: per image, `{tag: [(value, prob), ...]}` most probable first, probabilities
+        softmax(logit_scale * cos) over the given candidates, e.g.
+        `model.query(["a.jpg"], {"Make": ["Canon", "NIKON"], "ISO Speed Ratings": ["100", "400"]})`.
+        `dataset`: an ingest output folder (or `exif_jax.query.load_dataset(...)`) whose texts become the prompt
+        templates (`prompts="ensemble"`, the default with a dataset; `"bare"`: `Tag: value`). See
+        `exif_jax.query.core.query` for `view`, `num_per_dim`, `n_templates`."""
+        from exif_jax.query import core, prompts as pr
+
+        if dataset is not None and not isinstance(dataset, pr.Dataset):
+            dataset = pr.load_dataset(dataset)
+        return core.query(self, images, tags, dataset=dataset, prompts=prompts, top=top, **kwargs)
 
     @property
     def label(self) -> str:
