@@ -623,13 +623,17 @@ def options_changes(state: pathlib.Path, cfg: IngestConfig) -> list[str]:
 
 
 def eval_warning(n_eval: int, n_total: int, cfg: IngestConfig) -> str | None:
-    """A held-out split too small to measure anything gets a warning with the fraction that would do."""
-    if cfg.eval_fraction <= 0 or n_eval >= MIN_EVAL_PHOTOS or n_total < 2:
+    """A held-out split too small to measure anything gets a warning (with a fraction that would do, if any)."""
+    if cfg.eval_fraction <= 0 or n_eval >= MIN_EVAL_PHOTOS:
         return None
-    want = min(0.5, math.ceil(100 * MIN_EVAL_PHOTOS / n_total) / 100)
-    return (f"warning: only {n_eval} held-out photo(s) (--eval-fraction {cfg.eval_fraction} of {n_total}); held-out "
-            f"metrics need about {MIN_EVAL_PHOTOS}: rerun with --eval-fraction {want:g}"
-            + (" (or add photos)" if want >= 0.5 else ""))
+    if n_total >= 2 * MIN_EVAL_PHOTOS:
+        want = math.ceil(100 * MIN_EVAL_PHOTOS / n_total) / 100
+        return (f"warning: only {n_eval} held-out photo(s) (--eval-fraction {cfg.eval_fraction:g} of {n_total}); "
+                f"held-out metrics need about {MIN_EVAL_PHOTOS}: rerun with --eval-fraction {want:g}")
+    if n_eval < 4:
+        return (f"warning: only {n_eval} held-out photo(s) of {n_total}: held-out metrics will be noise; "
+                "use --eval-fraction 0.25 for a small folder, or add photos")
+    return None
 
 
 def build_info(cfg: IngestConfig, prep_source: str, spec: dict, tag_json: dict, counts: dict, rejects,
