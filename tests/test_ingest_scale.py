@@ -177,9 +177,9 @@ def _download_like_img2dataset(rows, out, shard=0):
     with tarfile.open(out / f"{shard:05d}.tar", "w") as tar:
         for i, row in enumerate(rows):
             key = f"{shard:05d}{i:04d}"
-            meta = {"url": row["url"], "photo_id": row["photo_id"], "key": key, "status": "success",
+            meta = {"photo_id": row["photo_id"], "url": row["url"], "key": key, "status": "success",
                     "error_message": None, "width": None, "height": None, "original_width": None,
-                    "original_height": None, "exif": None}
+                    "original_height": None, "exif": None, "sha256": None}
             try:
                 data = urllib.request.urlopen(row["url"], timeout=10).read()
             except urllib.error.URLError as e:
@@ -189,7 +189,8 @@ def _download_like_img2dataset(rows, out, shard=0):
             from PIL import Image
 
             w, h = Image.open(io.BytesIO(data)).size
-            meta.update(width=w, height=h, original_width=w, original_height=h, exif=_exifread_json(data))
+            meta.update(width=w, height=h, original_width=w, original_height=h, exif=_exifread_json(data),
+                        sha256=hashlib.sha256(data).hexdigest())
             for ext, payload in ((".jpg", data), (".json", json.dumps(meta, indent=4).encode())):
                 ti = tarfile.TarInfo(key + ext)
                 ti.size = len(payload)
@@ -277,15 +278,29 @@ def test_loopback_download_to_webdataset_then_ingest_and_train(yfcc_files, tmp_p
     rows = pq.read_table(tmp_path / "subset.parquet").to_pylist()
     shards = tmp_path / "shards"
     shards.mkdir()
-    _download_like_img2dataset(rows[:20], shards, 0)
-    _download_like_img2dataset(rows[20:], shards, 1)
+    try:  # the real downloader where the [img2dataset] extra is installed, else its exact layout
+        import img2dataset  # noqa: F401
+
+        subprocess.run([sys.executable, "-c", "import sys; from img2dataset import download; download("
+                        "url_list=sys.argv[1], input_format='parquet', url_col='url', save_additional_columns="
+                        "['photo_id'], output_format='webdataset', output_folder=sys.argv[2], resize_mode='no', "
+                        "skip_reencode=True, extract_exif=True, processes_count=1, thread_count=4, "
+                        "number_sample_per_shard=20, distributor='multiprocessing', enable_wandb=False)",
+                        str(tmp_path / "subset.parquet"), str(shards)], check=True, capture_output=True,
+                       timeout=120, env=dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1"))
+    except ImportError:
+        _download_like_img2dataset(rows[:20], shards, 0)
+        _download_like_img2dataset(rows[20:], shards, 1)
+    assert sorted(p.name for p in shards.iterdir()) == [f"0000{i}{ext}" for i in (0, 1)
+                                                        for ext in (".parquet", ".tar", "_stats.json")]
     out = tmp_path / "data"
     info = run(_cfg(shards, out, yfcc_exif=str(tmp_path / "subset_exif.tsv"), renderer="clean", shards=2,
                     eval_fraction=0.2))
     lines = {pid: items for pid, items in map(_ref_items, exif_lines)}
     got = _records(out, info)
-    failed = [r for r in pq.read_table(shards / "00000.parquet").to_pylist()
-              + pq.read_table(shards / "00001.parquet").to_pylist() if r["status"] != "success"]
+    results = pq.read_table(shards / "00000.parquet").to_pylist() + pq.read_table(shards / "00001.parquet").to_pylist()
+    failed = [r for r in results if r["status"] != "success"]
+    assert {"url", "photo_id", "key", "status", "error_message", "exif", "sha256"} <= set(results[0])
     assert failed and info["counts"]["rejected_by_reason"]["download_failed"] == len(failed)
     assert info["counts"]["inputs"] == len(rows) and info["source"] == "webdataset+yfcc"
     assert len(got) >= 15

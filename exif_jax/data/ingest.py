@@ -632,7 +632,8 @@ def eval_warning(n_eval: int, n_total: int, cfg: IngestConfig) -> str | None:
                 f"held-out metrics need about {MIN_EVAL_PHOTOS}: rerun with --eval-fraction {want:g}")
     if n_eval < 4:
         return (f"warning: only {n_eval} held-out photo(s) of {n_total}: held-out metrics will be noise; "
-                "use --eval-fraction 0.25 for a small folder, or add photos")
+                + ("use --eval-fraction 0.25 for a small folder, or add photos" if cfg.eval_fraction < 0.25
+                   else "add photos"))
     return None
 
 
