@@ -112,24 +112,22 @@ def subset(dataset: str, exif: str, n: int, seed: int, out: str, exif_out: str |
             short += f"; rerun with --oversample {oversample * 2:g}"
         log(f"[yfcc-subset] warning: {short}")
     chosen_set = set(chosen)
-    # pass 3: the chosen photos' EXIF lines, in sample order
-    lines: dict[str, str] = {}
-    with _open(exif) as f:
-        for line in f:
-            pid = line.split("\t", 1)[0].strip()
-            if pid in chosen_set and pid not in lines:
-                lines[pid] = line.rstrip("\r\n")
+    # pass 3: the chosen photos' EXIF lines, streamed to the output in file order (never held in memory)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    tmp = f"{exif_out}.tmp-{os.getpid()}"
+    written = set()
+    with _open(exif) as f, open(tmp, "w", encoding="utf-8") as dst:
+        for line in f:
+            pid = line.split("\t", 1)[0].strip()
+            if pid in chosen_set and pid not in written:
+                written.add(pid)
+                dst.write(line.rstrip("\r\n") + "\n")
+    os.replace(tmp, exif_out)
     tmp = f"{out}.tmp-{os.getpid()}"
     pq.write_table(pa.table({"url": [urls[p] for p in chosen], "photo_id": chosen}), tmp)
     os.replace(tmp, out)
-    tmp = f"{exif_out}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for pid in chosen:
-            f.write(lines[pid] + "\n")
-    os.replace(tmp, exif_out)
     return {**stats, "sampled": len(chosen), "out": out, "exif_out": exif_out}
 
 

@@ -251,6 +251,7 @@ def _finish(cfg, prep, changes, work: pathlib.Path, log) -> dict:
                                  f"see {out / 'rejects.tsv'}")
     tables = _read_jsonl(work, "tag_table")
     tag_json = tables[0]
+    (prep.state / "shards.json").unlink(missing_ok=True)  # the local runner's journal no longer describes the shards
     for p in out.iterdir():  # any earlier output's shards (the Beam run replaces them all)
         if p.is_file() and p.name.startswith(tuple(f"{s}-" for s in ingest.SPLITS)) and (
                 p.name.endswith(tuple(ingest.FORMAT_EXT.values())) or ".tmp-" in p.name):
