@@ -342,3 +342,8 @@ def test_rerun_with_changed_options_says_what_it_rebuilds(shared_data, tmp_path,
     line = next(l for l in err.splitlines() if "options changed" in l)
     assert "eval-fraction 0.05 -> 0.25" in line and "renderer legacy -> clean" in line and "rebuilding" in line
     assert info["renderer"] == "clean" and info["eval_fraction"] == 0.25
+    # a saved tag table renders the same texts as the one computed over the same photos
+    given = run(_cfg(images, tmp_path / "given", workers=0, eval_fraction=0.25, renderer="clean",
+                     tag_table=str(tmp_path / "dataset_info.json")))
+    assert given["tag_table"] == info["tag_table"]
+    assert _records(tmp_path / "given", given) == _records(tmp_path, info)
