@@ -37,6 +37,12 @@ EXTRAS = {
     "tpu": ["libtpu==0.0.42.*"],
     "cuda-aot": ["jax-cuda12-plugin==0.10.2", "jax-cuda12-pjrt==0.10.2"],
     "wandb": ["wandb"],
+    # `exif-jax ingest --runner beam` and img2dataset downloads. Both declare upper bounds below the pins above
+    # (apache-beam 2.77: protobuf<7, pillow<13, pyarrow<26; img2dataset 1.47: opencv-python-headless<5,
+    # webdataset<0.3), so pip refuses these extras beside the pinned stack; both run with it (tested): install them
+    # with `pip install --no-deps -r requirements-scale.txt` (README, Prepare data).
+    "beam": ["apache-beam==2.77.0"],
+    "img2dataset": ["img2dataset==1.47.0"],
 }
 
 setup(

@@ -19,6 +19,7 @@ COMMANDS = {
     "query": "ask photos about their camera: rank candidate EXIF values (whole photo or per region), zero-shot",
     "quickstart": "ingest bundled photos, train the smoke config, evaluate, localize a synthetic splice",
     "simulate": "render photos through a zoo of simulated cameras (JPEGs with EXIF describing each chain)",
+    "yfcc-subset": "sample YFCC100M photos with rich EXIF: a URL list for img2dataset + EXIF lines for ingest",
 }
 
 # Commands that run models: started from the shell they restart once with glibc malloc tuned for large buffers
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     if name in HEAVY and argv_from_sys:
         host_malloc.reexec_with_tuning(["-m", "exif_jax.cli", *argv])
     quiet_missing_cuda_plugin()
-    module = importlib.import_module(f"exif_jax.commands.{name}")
+    module = importlib.import_module(f"exif_jax.commands.{name.replace('-', '_')}")
     return int(module.main(rest) or 0)
 
 

@@ -62,6 +62,7 @@ BAD = {  # file -> expected reason code
     "dup/copy of first.JPG": "duplicate",
     "Olympus C3030Z.jpg": "too_small",
     "VTech Kidizoom camera.jpg": "too_few_tags",
+    "readme.txt": "not_jpeg",  # not a JPEG extension: counted, not silently ignored
 }
 
 
@@ -95,7 +96,7 @@ def photo_dir(shared_data, tmp_path_factory):
     Image.new("RGB", (200, 200), "blue").save(root / "broken/no exif.jpeg", "JPEG")
     for f in ("Olympus C3030Z.jpg", "VTech Kidizoom camera.jpg"):
         shutil.copyfile(src / f, root / f)
-    (root / "readme.txt").write_text("ignored: not a JPEG extension")
+    (root / "readme.txt").write_text("not a JPEG extension")
     return root, names
 
 
@@ -308,15 +309,20 @@ def test_cli_summary_and_one_line_errors(photo_dir, tmp_path, capsys):
     images, _ = photo_dir
     assert main(["--images", str(images), "--out", str(tmp_path / "o"), "--shards", "2", "--workers", "0",
                  "--quiet"]) == 0
-    assert "photos (train" in capsys.readouterr().out
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"{tmp_path / 'o'}: ") and "training and" in out and "held-out photos in 2 + " in out
+    assert out.endswith(".") and "\n" not in out and "{" not in out  # one sentence, not a dict
+    assert "inputs rejected (2 not jpeg, 1 duplicate," in out and "listed in" in out
     assert main(["--images", str(tmp_path / "nope"), "--out", str(tmp_path / "o2"), "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"exif-jax ingest: error: --images {tmp_path / 'nope'}: not a directory"
     (tmp_path / "empty").mkdir()
     assert main(["--images", str(tmp_path / "empty"), "--out", str(tmp_path / "o3"), "--quiet"]) == 1
     assert "no JPEG files" in capsys.readouterr().err
-    assert main(["--images", str(images), "--out", str(tmp_path / "o4"), "--yfcc-exif", "x.tsv", "--quiet"]) == 1
-    assert "--yfcc-exif and --photo-ids go together" in capsys.readouterr().err
+    (tmp_path / "x.tsv").write_text("1\tExif+IFD0.Make:X\n")
+    assert main(["--images", str(images), "--out", str(tmp_path / "o4"), "--yfcc-exif", str(tmp_path / "x.tsv"),
+                 "--quiet"]) == 1
+    assert "--yfcc-exif with a folder of JPEGs needs --photo-ids" in capsys.readouterr().err
 
 
 def test_all_shared_camera_photos(shared_data, tmp_path):

@@ -4,6 +4,13 @@ Examples:
   exif-jax ingest --images ~/photos --out data/photos --shards 64 --workers 8
   exif-jax ingest --images yfcc/images --yfcc-exif yfcc/exif.tsv --photo-ids yfcc/photo_ids.tsv --out data/yfcc
   exif-jax ingest --images ~/photos --out data/photos_ar --format array_record
+  exif-jax ingest --images shards/ --yfcc-exif subset_exif.tsv --out data/yfcc   # img2dataset webdataset tars
+  exif-jax ingest --images ~/photos --out data/photos --runner beam --beam-options "--runner=DataflowRunner ..."
+
+Defaults are the paper's recipe for large sets (legacy texts, 5% held out). For a small folder (a few hundred
+photos) use `--renderer clean --eval-fraction 0.25` as the smoke config does: legacy keeps only tags present in
+at least 49% of photos, and 5% of a small folder is too few held-out photos (ingest warns below 32).
+Rerunning the same command is a no-op; with other options it says what changed and rebuilds what they affect.
 """
 from __future__ import annotations
 
@@ -28,27 +35,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=124, help="reject images whose short side is below this (px)")
     p.add_argument("--min-tags", type=int, default=10, help="reject images with fewer EXIF items")
     p.add_argument("--format", choices=("tfrecord", "array_record"), default="tfrecord")
+    p.add_argument("--tag-table", help="render with this tag table (a dataset_info.json or tag table JSON) "
+                   "instead of computing it over the accepted photos")
+    p.add_argument("--runner", choices=("local", "beam"), default="local",
+                   help="local: a process pool on this machine (default); beam: Apache Beam (extra [beam])")
+    p.add_argument("--beam-options", default="", help="Beam pipeline options, e.g. \"--runner=DataflowRunner "
+                   "--project=P --region=R --temp_location=gs://B/tmp\" (default: DirectRunner, --workers processes)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from exif_jax.data.ingest import IngestConfig, IngestError, run
+    from exif_jax.data.ingest import IngestConfig, IngestError, run, summary_sentence
 
     cfg = IngestConfig(images=args.images, out=args.out, yfcc_exif=args.yfcc_exif, photo_ids=args.photo_ids,
                        shards=args.shards, eval_shards=args.eval_shards, workers=args.workers,
                        eval_fraction=args.eval_fraction, renderer=args.renderer, crop=args.crop,
-                       min_tags=args.min_tags, format=args.format, progress=not args.quiet)
+                       min_tags=args.min_tags, format=args.format, progress=not args.quiet,
+                       tag_table=args.tag_table, runner=args.runner, beam_options=args.beam_options)
     try:
         info = run(cfg)
     except (IngestError, OSError, ValueError) as e:
         print(f"exif-jax ingest: error: {e}", file=sys.stderr)
         return 1
-    c = info["counts"]
-    print(f"{args.out}: {c['accepted']} photos (train {info['splits']['train']['records']}, "
-          f"eval {info['splits']['eval']['records']}), {c['rejected']} rejected "
-          f"{c['rejected_by_reason'] or ''}; text_len {info['text_len']}")
+    print(summary_sentence(info, args.out))
     return 0
 
 
