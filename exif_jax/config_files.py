@@ -39,7 +39,8 @@ def _first_doc_line(path: pathlib.Path) -> str:
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
     except (OSError, SyntaxError, ValueError):
         return ""
-    return " ".join(doc.strip().split("\n\n")[0].split())
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    return para.split(". ")[0].rstrip(".") + "." if para else ""
 
 
 def list_configs() -> list[tuple[str, pathlib.Path, str]]:
