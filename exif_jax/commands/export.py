@@ -171,6 +171,10 @@ def _export(args, out: pathlib.Path, final: pathlib.Path, t0: float) -> int:
     except OSError as e:
         where = final if not e.filename or str(out) in str(e.filename) else e.filename
         return _fail(f"{where}: {e.strerror or e}")
+    except Exception as e:  # noqa: BLE001 - writers' own errors (e.g. SafetensorError on a full disk)
+        if out.exists() or "serializ" in str(e).lower() or "I/O" in str(e):
+            return _fail(f"{final}: writing failed ({' '.join(str(e).split())[:200]}); nothing was written")
+        raise
     _chmod_readable(out)
     return 0
 

@@ -12,8 +12,10 @@ splice), says which damaged steps it skipped, and raises `CheckpointError` (one 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
+import re
 from typing import Any, Callable
 
 import jax
@@ -88,13 +90,58 @@ def verify_step(step_dir: pathlib.Path) -> str | None:
     return None
 
 
+class _OrbaxErrorsReachUs(logging.Filter):
+    """orbax logs a failed background save (a full disk, say) as several ERROR records with tracebacks, then raises
+    it in the caller at the next wait/save, where the trainer reports it in one line; drop the log copies."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        if "orbax" in (record.pathname or ""):
+            return False
+        # asyncio's "Task exception was never retrieved" for the same failed orbax writes, at exit
+        return not (record.name == "asyncio" and "orbax" in str(record.msg) + str(record.args))
+
+
+_FILTER = _OrbaxErrorsReachUs()
+
+
+def _excepthook_without_closed_loop_noise(previous):
+    """After a failed async write, tensorstore completes the other pending writes into orbax's already closed
+    event loop and prints each `RuntimeError: Event loop is closed` through `sys.excepthook`: noise about a
+    failure the trainer has reported in one line."""
+
+    def hook(exc_type, exc, tb):
+        if exc_type is RuntimeError and str(exc) == "Event loop is closed":
+            return
+        previous(exc_type, exc, tb)
+
+    hook.exif_jax_quiet = True
+    return hook
+
+
+def _quiet_orbax_error_logs() -> None:
+    import sys
+
+    if not getattr(sys.excepthook, "exif_jax_quiet", False):
+        sys.excepthook = _excepthook_without_closed_loop_noise(sys.excepthook)
+    for name in ("absl", "", "asyncio"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+        for h in logger.handlers:
+            if _FILTER not in h.filters:
+                h.addFilter(_FILTER)
+
+
 class Checkpointer:
     """Saves/restores `(state, data iterator, meta)` under `workdir/checkpoints`."""
 
     def __init__(self, workdir, keep: int = 3, async_save: bool = True):
+        _quiet_orbax_error_logs()
         self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
         options = ocp.CheckpointManagerOptions(max_to_keep=int(keep), enable_async_checkpointing=bool(async_save),
-                                               create=True)
+                                               create=True, cleanup_tmp_directories=True)
         self.manager = ocp.CheckpointManager(
             self.directory, options=options,
             item_handlers={"state": ocp.StandardCheckpointHandler(), "data": _grain_handler(),
@@ -120,9 +167,47 @@ class Checkpointer:
                 except OSError:
                     pass  # a full disk: the step stays usable, only without checksums
 
+    def _write_failed(self, e: Exception) -> CheckpointError:
+        text = " ".join(str(e).split())
+        code = re.search(r"os_error_code='?(\d+)", text)
+        reason = os.strerror(int(code.group(1))) if code else (text[:160] or type(e).__name__)
+        kept = ", ".join(str(s) for s in self.all_steps()) or "none"
+        return CheckpointError(f"{self.directory}: writing a checkpoint failed ({reason}; a full disk or a file "
+                               f"size limit?); the steps saved before are kept: {kept}")
+
     def save(self, step: int, state, data_iter=None, meta: dict | None = None) -> None:
+        try:
+            self._save(step, state, data_iter, meta)
+        except CheckpointError:
+            raise
+        except (ValueError, OSError, RuntimeError) as e:
+            raise self._write_failed(e) from None
+
+    def check_room(self, state) -> None:
+        """Refuses to start a save that cannot fit (free disk space, the process's file size limit): a write that
+        fails half-way inside orbax's background threads is reported noisily; this one line is not."""
+        if not self._local():
+            return
+        need = sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(state) if hasattr(x, "dtype"))
+        kept = ", ".join(str(s) for s in self.all_steps()) or "none"
+        import resource
+        import shutil
+
+        base = self.directory if self.directory.exists() else self.directory.parent
+        free = shutil.disk_usage(base).free
+        if free < need * 1.05 + (16 << 20):
+            raise CheckpointError(f"{self.directory}: no room for a checkpoint ({free / 2**20:.0f} MiB free, "
+                                  f"~{need / 2**20:.0f} MiB needed); the steps saved before are kept: {kept}")
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and limit < need:
+            raise CheckpointError(f"{self.directory}: the file size limit (ulimit -f: {limit / 2**20:.1f} MiB) is "
+                                  f"below a checkpoint's ~{need / 2**20:.0f} MiB; the steps saved before are kept: "
+                                  f"{kept}")
+
+    def _save(self, step: int, state, data_iter=None, meta: dict | None = None) -> None:
         if not self.manager.is_saving_in_progress():
             self.seal_committed()
+        self.check_room(state)
         items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(dict(meta or {}, step=int(step)))}
         if data_iter is not None:
             items["data"] = _grain_save(data_iter)
@@ -173,13 +258,20 @@ class Checkpointer:
         raise CheckpointError(f"{self.directory}: no readable checkpoint ({'; '.join(problems)[:400]})")
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        try:
+            self.manager.wait_until_finished()
+        except (ValueError, OSError, RuntimeError) as e:
+            raise self._write_failed(e) from None
         self.seal_committed()
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.seal_committed()
-        self.manager.close()
+        try:
+            self.wait()
+        finally:
+            try:
+                self.manager.close()
+            except (ValueError, OSError, RuntimeError):
+                pass  # the failure itself was raised by wait()
 
 
 def set_aside(workdir, steps: list[int], log: Callable[[str], None] | None = print) -> None:
