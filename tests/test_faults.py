@@ -8,6 +8,7 @@ docs/FAULTS.md. Argument faults are found before JAX is imported, so most of the
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -113,8 +114,9 @@ def test_argument_faults_are_one_line_usage_errors(base, tmp_path):
          ["--step"]),
     ]
     failures = []
-    for argv, needles in cases:
-        r = run(*argv, timeout=120)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:  # each is a short, mostly import-bound process
+        results = list(pool.map(lambda case: run(*case[0], timeout=180), cases))
+    for (argv, needles), r in zip(cases, results):
         try:
             assert_fault(r, 2, *needles)
         except AssertionError as e:
@@ -402,6 +404,12 @@ def test_data_faults(base, tmp_path):
     assert_no_traceback(r)
     assert r.returncode in (1, 2) and len(our_lines(r)) == 1 and "dataset_info.json" in our_lines(r)[0], r.stderr
     assert (data2 / "dataset_info.json").read_text() == "{oops"
+    # a crop larger than every photo: found when the data pipeline starts; one line, and the new workdir the
+    # failed run would have left (logs, no checkpoint) is not left behind
+    r = run("train", "--workdir", tmp_path / "w3", f"--config.data.path={base['data']}", *TRAIN,
+            "--config.data.crop=4096", "--config.model.image_size=4096", env_=env(base["cache"]))
+    assert_fault(r, 1, "crop 4096")
+    assert not (tmp_path / "w3").exists()
 
 
 def test_ingest_killed_mid_shard_resumes_to_the_same_records(tmp_path):

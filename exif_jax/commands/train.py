@@ -17,6 +17,7 @@ command with the same --workdir.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 PROG = "exif-jax train"
@@ -88,14 +89,30 @@ def main(argv) -> int:
     from exif_jax.train.checkpointing import CheckpointError
     from exif_jax.train.trainer import NonFiniteError, Interrupted, train
 
+    fresh = not wd.is_remote(args.workdir) and not os.path.exists(args.workdir)
+    rc = 1
     try:
         train(config, args.workdir)
+        rc = 0
     except Interrupted as e:
-        return _fail(str(e), 130)
+        rc = _fail(str(e), 130)
     except (DataError, NonFiniteError, CheckpointError, wd.WorkdirError) as e:
-        return _fail(" ".join(str(e).split()), 1)
+        rc = _fail(" ".join(str(e).split()), 1)
     except OSError as e:
-        return _fail(f"{e.filename or args.workdir}: {e.strerror or e}", 1)
+        rc = _fail(f"{e.filename or args.workdir}: {e.strerror or e}", 1)
     except ValueError as e:
-        return _fail(str(e).splitlines()[0], 1)
-    return 0
+        rc = _fail(str(e).splitlines()[0], 1)
+    finally:
+        if rc != 0 and fresh:
+            _remove_if_nothing_saved(args.workdir)
+    return rc
+
+
+def _remove_if_nothing_saved(workdir: str) -> None:
+    """A run that failed before its first checkpoint leaves no workdir behind (only one this run created)."""
+    import shutil
+
+    from exif_jax.train import workdir as wd
+
+    if os.path.isdir(workdir) and not wd.checkpoint_steps(workdir):
+        shutil.rmtree(workdir, ignore_errors=True)

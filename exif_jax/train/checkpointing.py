@@ -44,7 +44,7 @@ def _grain_restore(it):
 CHECKSUMS = "exif_jax_checksums.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """No usable checkpoint (missing, damaged, or of another model); the message is one line naming the folder."""
 
 

@@ -278,9 +278,12 @@ def _control_eval(config, mesh, spec, build_model, data, encode_fn, to_global, w
     A resumed run reuses the logged row. Off with `eval_control=False` or without evaluation."""
     if int(config.eval_every) <= 0 or not bool(config.get("eval_control", True)):
         return {}
-    logged = writer.logged(0)
-    if any(k.startswith("control_") for k in logged):
-        return {k: v for k, v in logged.items() if k.startswith("control_")}
+    logged = {k: v for k, v in writer.logged(0).items() if k.startswith("control_")} if primary else {}
+    have = bool(logged)
+    if jax.process_count() > 1:  # every process must take the same branch (the eval has collectives)
+        have = bool(multihost_utils.broadcast_one_to_all(np.int32(have)))
+    if have:
+        return logged
     t0 = time.time()
     untrained = state_lib.init_state(config, mesh, spec, build_model, pretrained=False)
     res = eval_lib.evaluate(untrained, data.eval_batches(), encode_fn, to_global)
