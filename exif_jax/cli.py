@@ -20,6 +20,7 @@ COMMANDS = {
     "quickstart": "ingest bundled photos, train the smoke config, evaluate, localize a synthetic splice",
     "simulate": "render photos through a zoo of simulated cameras (JPEGs with EXIF describing each chain)",
     "yfcc-subset": "sample YFCC100M photos with rich EXIF: a URL list for img2dataset + EXIF lines for ingest",
+    "configs": "list the bundled experiment configs (`--config NAME` takes these names)",
 }
 
 # Commands that run models: started from the shell they restart once with glibc malloc tuned for large buffers
@@ -52,21 +53,45 @@ def quiet_missing_cuda_plugin() -> None:
         logging.getLogger("jax._src.xla_bridge").addFilter(_NoCudaPluginTraceback())
 
 
+def _unknown_command(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.5)
+    hint = f"; did you mean `exif-jax {close[0]}`?" if close else ""
+    return f"exif-jax: unknown command {name!r}{hint} (`exif-jax --help` lists the commands)"
+
+
 def main(argv=None) -> int:
     argv_from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
+    if argv[0] in ("--version", "-V", "version"):
+        from exif_jax import __version__
+
+        print(f"exif-jax {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"exif-jax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        print(_unknown_command(name), file=sys.stderr)
         return 2
     if name in HEAVY and argv_from_sys:
         host_malloc.reexec_with_tuning(["-m", "exif_jax.cli", *argv])
     quiet_missing_cuda_plugin()
-    module = importlib.import_module(f"exif_jax.commands.{name.replace('-', '_')}")
-    return int(module.main(rest) or 0)
+    try:
+        module = importlib.import_module(f"exif_jax.commands.{name.replace('-', '_')}")
+        return int(module.main(rest) or 0)
+    except KeyboardInterrupt:  # Ctrl-C outside a command's own handling (the trainer saves a checkpoint first)
+        print(f"exif-jax {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - a bug or an unforeseen fault: one line, the traceback on request
+        if not argv_from_sys or os.environ.get("EXIF_JAX_TRACEBACK", "0") not in ("", "0"):
+            raise
+        text = " ".join(str(e).split())[:300]
+        print(f"exif-jax {name}: internal error: {type(e).__name__}: {text} (please report it; "
+              "EXIF_JAX_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

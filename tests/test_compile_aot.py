@@ -436,7 +436,7 @@ def test_does_not_fit_fails_in_one_line(capsys, topology):
 
 @pytest.mark.parametrize("argv, code, needle", [
     (["--config", "configs/vit_b16.py:runlocal"], 2, "--config and --topology are required"),
-    (["--config", "configs/vit_b16.py:runlocal", "--topology", "v9-8"], 1, "unknown topology 'v9-8'"),
+    (["--config", "configs/vit_b16.py:runlocal", "--topology", "v9-8"], 2, "unknown topology 'v9-8'"),
     (["--config", "configs/vit_b16.py:nope=1", "--topology", "v5e-4"], 2, "unknown config arg 'nope'"),
     (["--config", "configs/vit_b16.py:runlocal", "--topology", "v5e-4", "--config.batch_size=6"], 1,
      "batch_size=6 is not divisible by the 4 devices of v5e-4"),

@@ -9,7 +9,8 @@ Prints per-device memory (arguments, temporaries, peak vs HBM), FLOPs per step, 
 collectives of the optimized HLO. Multi-slice TPU: prefix the slice name with the number of slices (`2xv5p-128`,
 `4xv5e-16`); the mesh's `data` axis then spans the slices (`mesh.dcn_data` is set to N unless given, and
 `mesh.data`/`mesh.fsdp` are per slice), and the report also lists the collectives that cross slices (DCN).
-Exit status: 0 fits, 1 does not fit or cannot compile (one line on stderr), 2 usage error. `--json` prints the report (or `{"error": ..., "fits": false}`) as one JSON object on stdout.
+Exit status: 0 fits, 1 does not fit or cannot compile (one line on stderr), 2 usage error (including an
+unknown topology or config key). `--json` prints the report (or `{"error": ..., "fits": false}`) as one JSON object on stdout.
 Needs `libtpu` for TPU targets (`pip install 'exif-jax[tpu]'`) and `jax-cuda12-plugin` for GPU targets
 (`pip install 'exif-jax[cuda-aot]'`); no accelerator is used.
 """
@@ -20,18 +21,14 @@ import sys
 
 from exif_jax import aot
 
-USAGE = ("usage: exif-jax compile --config configs/NAME.py[:key=value,...] --topology NAME "
+USAGE = ("usage: exif-jax compile --config NAME|FILE[:key=value,...] --topology NAME "
          "[--config.KEY=VALUE ...] [--json] [--hlo_out FILE] [--compiler_option KEY=VALUE ...]")
 
 
-def _flags(argv):
+def _flags():
     from absl import flags
-    from ml_collections import config_flags
 
     fv = flags.FlagValues()
-    # sys_argv: config_flags finds the --config.KEY overrides there (default: sys.argv, wrong when called in-process).
-    config_flags.DEFINE_config_file("config", None, "experiment config file, e.g. configs/paper_rn50.py:runlocal",
-                                    flag_values=fv, lock_config=True, sys_argv=["exif-jax compile"] + list(argv))
     flags.DEFINE_string("topology", None, "target, e.g. v5p-128, v4-32, v5e-16, v6e-16, v5p:4x4x8, h100x16; "
                         "2xv5p-128: two slices (multi-slice over DCN)", flag_values=fv)
     flags.DEFINE_bool("json", False, "print the report as one JSON object", flag_values=fv)
@@ -69,19 +66,27 @@ def main(argv) -> int:
         return 0 if argv else 2
     from absl import flags
 
-    fv = _flags(argv)
+    from exif_jax import config_files
+
+    fv = _flags()
     try:
-        fv(["exif-jax compile"] + argv)
-    except Exception as e:  # absl flag errors, and errors raised by the config file (e.g. unknown config arg)
-        msg = _innermost(e)
-        if isinstance(e, flags.Error):
-            msg += " (see `exif-jax compile --help`)"
-        return _fail(msg, as_json, 2)
-    if fv["config"].value is None or not fv.topology:
+        spec, overrides, rest = config_files.extract_config_args(argv)
+        fv(["exif-jax compile"] + rest)
+    except config_files.ConfigError as e:
+        return _fail(str(e), as_json, 2)
+    except flags.Error as e:
+        return _fail(_innermost(e) + " (see `exif-jax compile --help`)", as_json, 2)
+    if spec is None or not fv.topology:
         return _fail("--config and --topology are required (see `exif-jax compile --help`)", as_json, 2)
-    config = fv.config
-    config_name = fv["config"].config_filename + (
-        f":{fv['config'].config_arg}" if getattr(fv["config"], "config_arg", None) else "")
+    try:  # a misspelt topology is a usage error, found before the config is built
+        aot.parse_topology(fv.topology)
+    except aot.CompileError as e:
+        return _fail(f"{e} (see `exif-jax compile --help` for the names)", as_json, 2)
+    try:
+        config = config_files.load(spec, overrides)
+    except config_files.ConfigError as e:
+        return _fail(str(e), as_json, 2)
+    config_name = spec
     try:
         target = aot.parse_topology(fv.topology)
         print(f"[compile] {config_name} for {target.describe()}", file=sys.stderr, flush=True)

@@ -10,7 +10,9 @@ Examples:
 
 JSON objects: `{"file": ..., "items": [[directory, tag, description], ...], "text": ...}` (`photo_id` in place of
 `file` for YFCC lines; `"text": null` when the renderer drops the image). A file that cannot be read gives a
-one-line error on stderr naming it; the others are still printed and the exit code is 1.
+one-line error on stderr naming it; the others are still printed and the exit code is 1. A damaged file whose
+items before the damage were read gets a one-line warning naming it (exit code 0 if nothing failed). Nothing to
+process (an empty folder, no JPEG found) exits 1.
 """
 from __future__ import annotations
 
@@ -62,10 +64,11 @@ def _printable(s: str) -> str:
 
 
 def _expand_images(paths: Iterable[str]) -> Iterator[str]:
+    paths = list(paths)
     for path in paths:
         if os.path.isdir(path):
             found = sorted(str(p) for p in Path(path).rglob("*") if p.suffix.lower() in JPEG_SUFFIXES and p.is_file())
-            if not found:
+            if not found and len(paths) > 1:  # with one folder the final error says it
                 print(f"{PROG}: warning: {path}: no JPEG files found", file=sys.stderr)
             yield from found
         else:
@@ -109,17 +112,23 @@ def _run_images(args, out, name: str, kw: dict, table: TagTable | None) -> int:
     from exif_jax.exif.reader import read_exif_file
 
     failed = 0
+    damaged = 0
 
     def read_all() -> Iterator[tuple[str, list]]:
-        nonlocal failed
+        nonlocal failed, damaged
         for path in _expand_images(args.images):
+            problems: list = []
             try:
-                items = read_exif_file(path)
+                items = read_exif_file(path, problems=problems)
             except (ValueError, OSError) as e:
                 failed += 1
                 msg = _one_line(e.strerror if isinstance(e, OSError) and e.strerror else e)
                 print(f"{PROG}: error: {msg if path in msg else f'{path}: {msg}'}", file=sys.stderr)
                 continue
+            if problems:
+                damaged += 1
+                print(f"{PROG}: warning: {path}: {'; '.join(dict.fromkeys(problems))}; {len(items)} items read "
+                      "before the damage", file=sys.stderr)
             yield path, [tuple(it) for it in items]
 
     if table is None and _needs_table(name, kw):
@@ -135,6 +144,9 @@ def _run_images(args, out, name: str, kw: dict, table: TagTable | None) -> int:
         n += 1
     if failed:
         print(f"{PROG}: {failed} of {n + failed} files failed", file=sys.stderr)
+    if n + failed == 0:
+        print(f"{PROG}: error: no JPEG files in {', '.join(args.images)}", file=sys.stderr)
+        return 1
     return 1 if failed else 0
 
 

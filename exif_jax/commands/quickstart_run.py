@@ -168,7 +168,8 @@ def _last_metrics(train_dir: pathlib.Path) -> list[dict]:
     path = train_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if "loss" in r]  # train rows (the trainer's untrained-control row at step 0 has none)
 
 
 def _checkpoint_step(train_dir: pathlib.Path) -> int:

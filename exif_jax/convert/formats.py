@@ -54,8 +54,9 @@ def config_from_dict(d: dict, source: str = "<config>") -> ml_collections.Config
     return cfg
 
 
-def _infer_text(cfg, state: dict, source: str):
-    """Fill `cfg.text` sizes from DistilBERT arrays (heads: dim // 64, the DistilBERT/BERT head width)."""
+def infer_text_config(cfg, state: dict, source: str):
+    """Fill `cfg.text` sizes from DistilBERT arrays in canonical keys (`transformer.*`; heads: dim // 64, the
+    DistilBERT/BERT head width). Raises `ConversionError` naming `source` when they are not there."""
     p = TEXT_PREFIX
     try:
         vocab, dim = state[p + "embeddings.word_embeddings.weight"].shape
@@ -117,8 +118,20 @@ def _strip(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def _add(state: dict, prefix: str) -> dict:
+def add_prefix(state: dict, prefix: str) -> dict:
+    """`{prefix + key: value}`: e.g. DistilBertModel keys -> canonical `transformer.*` keys (`TEXT_PREFIX`)."""
     return {prefix + k: v for k, v in state.items()}
+
+
+def text_config_from_distilbert(cfg, path) -> None:
+    """Sets `cfg.text` sizes (and `text_projection` when the text width differs from `embed_dim`) from a Hugging
+    Face DistilBERT directory or weights file, as an initialisation from it needs."""
+    infer_text_config(cfg, add_prefix(read_hf_distilbert(path), TEXT_PREFIX), str(path))
+    cfg.text_projection = bool(cfg.text.dim != cfg.embed_dim)
+
+
+_add = add_prefix  # old private names, kept for callers not yet updated
+_infer_text = infer_text_config
 
 
 # --------------------------------------------------------------------------------------------------- exif-jax
@@ -144,8 +157,13 @@ def _check_original_exportable(cfg):
 
     if (cfg.image_tower != "resnet50" or not is_resnet50_layout(cfg.get("resnet", {})) or cfg.image_projection
             or cfg.text_projection or cfg.loss != "clip"):
-        raise ConversionError("the original .pth layout holds only ResNet-50 + DistilBERT without projections "
-                              "(CLIP loss); use --format safetensors or hf for this model")
+        r = cfg.get("resnet", {}) or {}
+        what = (f"a narrow ResNet (width {r.get('width', 64)}, stages {tuple(r.get('stages', ()))})"
+                if cfg.image_tower == "resnet50" and not is_resnet50_layout(r) else f"image tower {cfg.image_tower}")
+        raise ConversionError(f"the original .pth layout holds only ResNet-50 + DistilBERT without projections "
+                              f"(CLIP loss), and this model has {what}"
+                              f"{', projections' if cfg.image_projection or cfg.text_projection else ''}; use "
+                              "--format safetensors or hf for it")
 
 
 def export_original(model, cfg, path) -> pathlib.Path:
@@ -199,7 +217,7 @@ def read_original(path):
         raise ConversionError(f"{path}: missing model.visual.fc.weight (ResNet-50 image tower)")
     cfg = get_model_config("resnet50")
     cfg.embed_dim = int(state["visual.fc.weight"].shape[0])
-    _infer_text(cfg, state, str(path))
+    infer_text_config(cfg, state, str(path))
     if "model.logit_scale" in sd:
         cfg.logit_scale.init = float(min(math.exp(float(sd["model.logit_scale"])), cfg.logit_scale.max))
     return cfg, state
@@ -256,14 +274,14 @@ def read_hf(directory):
     if not meta_path.is_file():
         raise ConversionError(f"{d}: not an exif-jax hf export (no exif_jax_config.json)")
     cfg = config_from_dict(json.loads(meta_path.read_text())["model_config"], str(meta_path))
-    state = _add(read_hf_distilbert(d / "text"), TEXT_PREFIX)
+    state = add_prefix(read_hf_distilbert(d / "text"), TEXT_PREFIX)
     if cfg.image_tower == "vit":
         vis, _ = _read_safetensors_file(d / "vision" / "model.safetensors")
         state.update({VISUAL_PREFIX + (k[len("vision_model."):] if k.startswith("vision_model.") else k): v
                       for k, v in vis.items() if not k.endswith("position_ids")})
     else:
         vis, _ = _read_safetensors_file(d / "vision" / "resnet50.safetensors")
-        state.update(_add(vis, VISUAL_PREFIX))
+        state.update(add_prefix(vis, VISUAL_PREFIX))
     if (d / "joint.safetensors").is_file():
         state.update(_read_safetensors_file(d / "joint.safetensors")[0])
     return cfg, state
@@ -326,7 +344,7 @@ def init_from_pretrained(model, *, resnet50=None, distilbert=None, original=None
                          skip=(VISUAL_PREFIX + "fc.",))
         done.append(f"visual (without fc) <- {resnet50}")
     if distilbert is not None:
-        load_torch_state(model, _add(read_hf_distilbert(distilbert), TEXT_PREFIX), str(distilbert),
+        load_torch_state(model, add_prefix(read_hf_distilbert(distilbert), TEXT_PREFIX), str(distilbert),
                          only=(TEXT_PREFIX,))
         done.append(f"text <- {distilbert}")
     return done

@@ -38,8 +38,9 @@ def _one_line(s: str) -> str:
     return " ".join(str(s).split())
 
 
-def read_exif(data: bytes, source: str = "<bytes>") -> list[Item]:
-    """EXIF items of the JPEG `data`; `source` (a path or id) is named in error messages."""
+def read_exif(data: bytes, source: str = "<bytes>", problems: list | None = None) -> list[Item]:
+    """EXIF items of the JPEG `data`; `source` (a path or id) is named in error messages. `problems`, when given,
+    receives a few words for each damage read around (an EXIF block or file that breaks off)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ExifError(f"{_one_line(source)}: expected JPEG bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -47,7 +48,9 @@ def read_exif(data: bytes, source: str = "<bytes>") -> list[Item]:
         raise ExifError(f"{_one_line(source)}: empty file, not a JPEG")
     if data[:2] != b"\xff\xd8":
         raise ExifError(f"{_one_line(source)}: not a JPEG (starts with 0x{data[:4].hex() or '00'}, expected 0xffd8)")
-    segments, _ = iter_jpeg_segments(data)
+    segments, note = iter_jpeg_segments(data)
+    if note and problems is not None:
+        problems.append(f"damaged JPEG ({note})")
     items: list[Item] = []
     n_exif = 0
     for marker, payload in segments:
@@ -57,11 +60,15 @@ def read_exif(data: bytes, source: str = "<bytes>") -> list[Item]:
         if n_exif > MAX_EXIF_SEGMENTS:
             break
         try:
-            directories, _ = read_exif_segment(payload)
+            directories, truncated = read_exif_segment(payload)
         except TiffError as e:
             if items:  # a later broken copy does not spoil the items already read
+                if problems is not None:
+                    problems.append(f"a second EXIF block is corrupt ({e})")
                 continue
             raise ExifError(f"{_one_line(source)}: corrupt EXIF block: {e}") from None
+        if truncated and problems is not None:
+            problems.append("the EXIF block breaks off; items after the damage are missing")
         for d in directories:
             for tag, _value in d.values.items():
                 desc = describe(d.name, d.values, tag)
@@ -69,7 +76,7 @@ def read_exif(data: bytes, source: str = "<bytes>") -> list[Item]:
     return items
 
 
-def read_exif_file(path: str | os.PathLike) -> list[Item]:
+def read_exif_file(path: str | os.PathLike, problems: list | None = None) -> list[Item]:
     """EXIF items of the JPEG file at `path` (errors: `ExifError` naming the path)."""
     src = os.fspath(path)
     try:
@@ -82,4 +89,4 @@ def read_exif_file(path: str | os.PathLike) -> list[Item]:
         raise
     except OSError as e:
         raise ExifError(f"{src}: cannot read file: {e.strerror or e}") from None
-    return read_exif(data, source=src)
+    return read_exif(data, source=src, problems=problems)

@@ -51,7 +51,8 @@ def gradcache_value_and_grad(model, images, input_ids, attention_mask, k: int, l
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def forward(p, r, x, ids, mask):
-        m = nnx.merge(graphdef, p, r)
+        # copy=True: fresh Variables at this trace level (BatchNorm statistics are written inside the scans).
+        m = nnx.merge(graphdef, p, r, copy=True)
         img = m.encode_image(x, train=True)
         txt = m.encode_text(ids, mask, train=True)
         _, _, new_r = nnx.split(m, nnx.Param, ...)

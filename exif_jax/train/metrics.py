@@ -61,6 +61,20 @@ class MetricsWriter:
                 continue
         self.path.write_text("".join(l + "\n" for l in keep))
 
+    def logged(self, step: int) -> dict:
+        """The last row logged at `step` ({} if none)."""
+        if not self.path.is_file():
+            return {}
+        found = {}
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if row.get("step") == step:
+                found = row
+        return found
+
     def write(self, step: int, scalars: dict) -> None:
         if not self.primary:
             return
@@ -88,6 +102,8 @@ class MetricsWriter:
                          ("eval_top5", "{:.3f}"), ("eval_photo_top5", "{:.3f}")):
             if key in scalars:
                 parts.append(f"{key} " + fmt.format(scalars[key]))
+                if f"{key}_margin" in scalars:
+                    parts.append(f"({scalars[key + '_margin']:+.3f} vs untrained)")
         line = " ".join(parts)
         if "samples_per_sec" in scalars:
             line += f" | {scalars['samples_per_sec']:.1f} samples/s ({scalars.get('data_wait_frac', 0.0):.0%} data wait)"

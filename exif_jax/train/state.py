@@ -73,8 +73,9 @@ def state_spec(config: ml_collections.ConfigDict, mesh, build_model=None) -> Sta
     return StateSpec(graphdef, abstract, shardings, schedule, tx)
 
 
-def init_state(config, mesh, spec: StateSpec, build_model=None):
-    """Initialises the state directly into its shardings (no host copy of a replicated model per device)."""
+def init_state(config, mesh, spec: StateSpec, build_model=None, pretrained: bool = True):
+    """Initialises the state directly into its shardings (no host copy of a replicated model per device).
+    `pretrained=False` skips `model.init_from` (the untrained control)."""
     build_model = build_model or default_build_model
 
     def init():
@@ -82,7 +83,7 @@ def init_state(config, mesh, spec: StateSpec, build_model=None):
 
     with jax.set_mesh(mesh):
         state = jax.jit(init, out_shardings=spec.shardings)()
-    if str(config.model.get("init_from", "") or ""):
+    if pretrained and str(config.model.get("init_from", "") or ""):
         state = load_pretrained(config, spec, state)
     return state
 
