@@ -6,6 +6,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# img2dataset imports albumentations, which otherwise asks PyPI for a newer version at import (no network in tests)
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import pytest
 
