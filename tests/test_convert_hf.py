@@ -123,11 +123,13 @@ def test_export_cli_formats_and_errors(tmp_path, capsys):
     assert "wrote safetensors" in capsys.readouterr().out
     a, b = exif_jax.load(src).model, exif_jax.load(tmp_path / "back.safetensors").model
     assert_same_state(a, b)
-    # Existing output, missing input, wrong format: one-line errors naming the file, exit code 1.
-    assert export_cmd.main(["--weights", str(src), "--format", "hf", "--out", str(tmp_path / "o.pth")]) == 1
-    assert "o.pth exists" in capsys.readouterr().err
+    # An --out that cannot be an hf directory and a missing --weights are usage errors (exit 2); weights that cannot
+    # take the requested format: exit 1. Each is one line naming the file.
+    assert export_cmd.main(["--weights", str(src), "--format", "hf", "--out", str(tmp_path / "o.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "o.pth" in err and "not a directory" in err and len(err.strip().splitlines()) == 1
     assert export_cmd.main(["--weights", str(tmp_path / "nope.pth"), "--format", "hf",
-                            "--out", str(tmp_path / "x")]) == 1
+                            "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "nope.pth" in err and len(err.strip().splitlines()) == 1
     vit_cfg = tiny_model_config("vit")
