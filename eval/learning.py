@@ -240,16 +240,11 @@ def train(train_dir: pathlib.Path, data_dir: pathlib.Path, *, minutes: float, st
         steps = int(json.loads(saved.read_text())["steps"])
     t0 = time.time()
     if steps is None:
-        cfg = make_config(data_dir, 100000, config_arg)
-        cfg.log_every = CALIBRATION_STEPS // 2
-        cfg.checkpoint_every = CALIBRATION_STEPS
-        cfg.eval_every = 0
+        from exif_jax.train.budget import steps_for_minutes
+
         _say(log, f"train: timing {CALIBRATION_STEPS} steps to fit the run into {minutes:g} min")
-        run_train(cfg, str(train_dir), stop_after=CALIBRATION_STEPS)
-        rows = [r for r in _metrics_rows(train_dir) if "samples_per_sec" in r]
-        rate = rows[-1]["samples_per_sec"] / cfg.batch_size if rows else 1.0
-        left = max(minutes * 60.0 - (time.time() - t0), 0.0)
-        steps = max(CALIBRATION_STEPS + int(0.9 * left * rate), CALIBRATION_STEPS + 10)
+        steps, rate = steps_for_minutes(make_config(data_dir, 100000, config_arg), train_dir, minutes,
+                                        calib_steps=CALIBRATION_STEPS, use_fraction=0.9)
         _say(log, f"train: {rate:.2f} steps/s -> {steps} steps")
     train_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps({"steps": int(steps)}))

@@ -22,14 +22,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import pathlib
 import shutil
-import sys
 import time
 from typing import Callable
 
 from exif_jax.commands.quickstart_eval import camera_id, splice_sets
+from exif_jax.train.budget import steps_for_minutes
 
 PHOTOS = pathlib.Path(__file__).resolve().parents[1] / "assets" / "quickstart" / "photos"
 MULTI = PHOTOS.parent / "multi"  # several photos per real camera
@@ -92,7 +91,6 @@ def stage_photos(photos_dir: pathlib.Path, seed: int = 0, log=print) -> dict:
     if len(multi) < 8:
         raise QuickstartError(f"{MULTI}: expected the bundled multi-photo set, found {len(multi)} photos "
                               "(reinstall the package or run launch/make_quickstart_data.sh)")
-    from exif_jax.simulate.zoo import load_rgb  # noqa: F401  (fails early if Pillow is broken)
     from exif_jax.exif.reader import read_exif_file
 
     by_model: dict[str, list[pathlib.Path]] = {}
@@ -207,16 +205,10 @@ def train(train_dir: pathlib.Path, data_dir: pathlib.Path, *, minutes: float, st
     if steps is None:
         warmup = int(smoke_config(data_dir, 1000).optim.warmup_steps)
         calib = min(CALIBRATION_STEPS, max(warmup - 1, 1))
-        cfg = smoke_config(data_dir, 1000)
-        cfg.log_every = max(calib // 2, 1)  # the rate of the second half excludes the first step's compile
-        cfg.checkpoint_every = calib
-        cfg.eval_every = 0
         _say(log, f"train: timing {calib} steps to fit the run into {minutes:g} min")
-        run_train(cfg, str(train_dir), stop_after=calib)
-        rows = [r for r in _last_metrics(train_dir) if "samples_per_sec" in r]
-        rate = rows[-1]["samples_per_sec"] / cfg.batch_size if rows else 1.0
-        left = max(minutes * 60.0 - (time.time() - t0), 0.0)
-        steps = max(calib + int(0.8 * left * rate), calib + 10)  # 20% for evals, checkpoints and a busy machine
+        # 20% of the time left for evals, checkpoints and a busy machine
+        steps, rate = steps_for_minutes(smoke_config(data_dir, 1000), train_dir, minutes, calib_steps=calib,
+                                        use_fraction=0.8)
         _say(log, f"train: {rate:.2f} steps/s -> {steps} steps")
     train_dir.mkdir(parents=True, exist_ok=True)
     record = {"steps": int(steps), "minutes": float(minutes), "requested_steps": requested,
