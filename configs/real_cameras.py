@@ -31,11 +31,12 @@ from configs import common
 def get_config(arg=None):
     from exif_jax.models.configs import get_model_config
 
-    a = common.parse_arg(arg, steps=4000, crop=64, width=16, crops=16, batch=32, runlocal=False)
+    a = common.parse_arg(arg, steps=4000, crop=64, width=16, crops=16, batch=32, filter="highpass", runlocal=False)
     c = common.base_config()
     c.config_name = "real_cameras"
     model = get_model_config("resnet50", **{"embed_dim": 64, "image_size": a.crop, "text.variant": "mini",
-                                            "resnet.width": a.width, "resnet.stages": (1, 1, 1, 1)})
+                                            "resnet.width": a.width, "resnet.stages": (1, 1, 1, 1),
+                                            "image_filter": a.filter})
     common.with_model(c, model)
     c.seed = 0
     c.batch_size = a.batch

@@ -25,7 +25,7 @@ from configs import common
 def get_config(arg=None):
     from exif_jax.models.configs import get_model_config
 
-    a = common.parse_arg(arg, tower="resnet", steps=700, runlocal=False)
+    a = common.parse_arg(arg, tower="resnet", steps=700, filter="highpass", runlocal=False)
     if a.tower not in ("resnet", "resnet50", "vit"):
         raise ValueError(f"config arg tower={a.tower!r}: expected resnet, resnet50 or vit")
     c = common.base_config()
@@ -34,7 +34,7 @@ def get_config(arg=None):
     narrow = {"resnet.width": 16, "resnet.stages": (1, 1, 1, 1)} if a.tower == "resnet" else {}
     model = get_model_config("vit" if a.tower == "vit" else "resnet50",
                              **{"embed_dim": 64, "image_size": crop, "vit.variant": "mu/8", "vit.pool": "mean",
-                                "text.variant": "mini", "vit.act": "gelu", **narrow})
+                                "text.variant": "mini", "vit.act": "gelu", "image_filter": a.filter, **narrow})
     common.with_model(c, model)
     c.seed = 0
     c.batch_size = 32

@@ -77,16 +77,20 @@ def test_vit_hf_export_loads_in_transformers(shared_data, tmp_path, act):
     assert_same_state(model.model, back.model)
 
 
-def test_resnet_hf_export_joint_recipe(shared_data, tmp_path):
-    """ResNet tower + projections + learned logit scale through the hf directory and the torch recipe."""
+@pytest.mark.parametrize("image_filter", ["none", "highpass"])
+def test_resnet_hf_export_joint_recipe(shared_data, tmp_path, image_filter):
+    """ResNet tower + projections + learned logit scale (+ the fixed input filter) through the hf directory and the
+    torch recipe."""
     cfg = tiny_model_config("resnet50", **{"text_projection": True, "image_projection": True, "embed_dim": 32,
-                                           "logit_scale.learn": True, "logit_scale.init": 20.0})
+                                           "logit_scale.learn": True, "logit_scale.init": 20.0,
+                                           "image_filter": image_filter})
     net = random_model(lambda: build_model(cfg, nnx.Rngs(1)), seed=1)
     net.log_scale.set_value(np.log(np.float32(20.0)))
     model = ExifModel(net, cfg)
     export_hf(model.model, cfg, tmp_path / "hf")
     meta = json.loads((tmp_path / "hf" / "exif_jax_config.json").read_text())
     assert meta["model_config"]["image_tower"] == "resnet50"
+    assert meta["model_config"]["image_filter"] == image_filter
     tm = ExifClipTorch.from_hf_export(tmp_path / "hf")
     assert tm.logit_scale == pytest.approx(20.0, rel=1e-6)
     x = patches(shared_data, 64, n=2)

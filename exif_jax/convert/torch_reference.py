@@ -101,9 +101,11 @@ class ExifClipTorch(nn.Module):
 
     def __init__(self, visual: nn.Module, transformer: nn.Module, *, vit: bool, pool: str = "mean",
                  image_projection: nn.Module | None = None, text_projection: nn.Module | None = None,
-                 logit_scale: float = 100.0):
+                 logit_scale: float = 100.0, image_filter: str = "none", image_filter_sigma: float = 1.0,
+                 image_filter_gain: float = 16.0):
         super().__init__()
         self.visual, self.transformer, self.vit, self.pool = visual, transformer, vit, pool
+        self.image_filter = (image_filter, float(image_filter_sigma), float(image_filter_gain))
         self.image_projection, self.text_projection = image_projection, text_projection
         self.logit_scale = logit_scale
 
@@ -129,10 +131,12 @@ class ExifClipTorch(nn.Module):
                 proj[name] = nn.Linear(w.shape[1], w.shape[0], bias=False)
                 proj[name].weight.data.copy_(w)
         scale = float(torch.exp(joint["logit_scale"])) if "logit_scale" in joint else cfg["logit_scale"]["init"]
+        filt = {k: cfg[k] for k in ("image_filter", "image_filter_sigma", "image_filter_gain") if k in cfg}
         return cls(visual, transformer, vit=cfg["image_tower"] == "vit", pool=cfg["text"]["pool"], logit_scale=scale,
-                   **proj).eval()
+                   **proj, **filt).eval()
 
     def encode_image(self, image):
+        image = image_filter_torch(image, *self.image_filter)
         x = self.visual(pixel_values=image).image_embeds if self.vit else self.visual(image)
         return self.image_projection(x) if self.image_projection is not None else x
 
@@ -140,3 +144,19 @@ class ExifClipTorch(nn.Module):
         hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask)[0]
         x = masked_mean(hidden, attention_mask) if self.pool == "mean" else hidden[:, 0]
         return self.text_projection(x) if self.text_projection is not None else x
+
+
+def image_filter_torch(x, name: str, sigma: float = 1.0, gain: float = 16.0):
+    """`exif_jax.models.filters.apply_filter` for NCHW torch tensors (the towers' fixed input filter)."""
+    if name == "none":
+        return x
+    if name != "highpass":
+        raise ValueError(f"unknown image_filter {name!r}: expected none or highpass")
+    from exif_jax.models.filters import gaussian_taps
+
+    taps = torch.from_numpy(gaussian_taps(sigma)).to(x.dtype)
+    r, c = (taps.numel() - 1) // 2, x.shape[1]
+    y = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
+    y = torch.nn.functional.conv2d(y, taps.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    y = torch.nn.functional.conv2d(y, taps.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return gain * (x - y)

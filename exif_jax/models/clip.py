@@ -14,6 +14,7 @@ from flax import nnx
 from exif_jax.models import losses
 from exif_jax.models.configs import decode_text, decode_vit
 from exif_jax.models.distilbert import DistilBert
+from exif_jax.models.filters import apply_filter, check_filter
 from exif_jax.models.layers import dtype_of, torch_linear_init
 from exif_jax.models.resnet import ResNet50, resnet_layout
 from exif_jax.models.vit import VisionTransformer
@@ -24,6 +25,10 @@ class ExifClip(nnx.Module):
         dtype, param_dtype = dtype_of(cfg.dtype), dtype_of(cfg.param_dtype)
         embed = int(cfg.embed_dim)
         common = dict(dtype=dtype, param_dtype=param_dtype, remat=bool(cfg.remat))
+        self.image_filter = str(cfg.get("image_filter", "none"))
+        self.filter_sigma = float(cfg.get("image_filter_sigma", 1.0))
+        self.filter_gain = float(cfg.get("image_filter_gain", 16.0))
+        check_filter(self.image_filter, self.filter_sigma, self.filter_gain)
         if cfg.image_tower == "resnet50":
             r = cfg.resnet
             width, stages = resnet_layout(r)
@@ -64,6 +69,7 @@ class ExifClip(nnx.Module):
 
     def encode_image(self, images, train: bool = False):
         """CLIP-normalized float NHWC -> raw image embedding [B, embed_dim]."""
+        images = apply_filter(images, self.image_filter, sigma=self.filter_sigma, gain=self.filter_gain)
         x = self.visual(images, train=train)
         if self.image_projection is not None:
             x = self.image_projection(x)

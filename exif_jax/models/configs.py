@@ -89,6 +89,9 @@ def get_model_config(image_tower: str = "resnet50", **overrides) -> ml_collectio
     c.image_tower = image_tower
     c.embed_dim = 768  # joint embedding size (ResNet fc output / ViT visual_projection output)
     c.image_size = 124  # crop size the model is trained on (ViT position table is sized from it)
+    c.image_filter = "none"  # fixed input filter of the image tower: "none" (original) | "highpass" (models/filters.py)
+    c.image_filter_sigma = 1.0  # highpass: x - GaussianBlur_sigma(x) ...
+    c.image_filter_gain = 16.0  # ... times this (a residual of ~4 grey levels -> ~unit scale after CLIP normalization)
 
     c.resnet = ml_collections.ConfigDict()
     c.resnet.bn_momentum = 0.1  # PyTorch convention: running = (1 - m) * running + m * batch
