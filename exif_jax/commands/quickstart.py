@@ -1,5 +1,5 @@
 """`exif-jax quickstart`: ingest the bundled photos, train the smoke config, evaluate retrieval, localize synthetic
-splices, and write WORKDIR/REPORT.md. No network; about 6 minutes on 2 quiet CPU cores with the defaults (5 of them training).
+splices, and write WORKDIR/REPORT.md. No network; about 8.5 minutes on 2 quiet CPU cores with the defaults (7 of them training).
 
     exif-jax quickstart --workdir /tmp/exif_quickstart
     exif-jax quickstart --workdir /tmp/qs --minutes 2          # shorter training
@@ -20,8 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="exif-jax quickstart", description=" ".join(intro.split()),
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rest)
     p.add_argument("--workdir", required=True, help="output folder (data/, train/, splices/, REPORT.md)")
-    p.add_argument("--minutes", type=float, default=5.0,
-                   help="training time budget in minutes (default 5; the whole quickstart takes about 2 more)")
+    p.add_argument("--minutes", type=float, default=7.0,
+                   help="training time budget in minutes (default 7; the whole quickstart takes about 2 more)")
     p.add_argument("--steps", type=int, default=None, help="train exactly this many steps (overrides --minutes)")
     p.add_argument("--splices", type=int, default=24,
                    help="images per splice set (cross-camera, same-content, edits) to localize (default 24)")

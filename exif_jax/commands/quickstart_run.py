@@ -1,6 +1,6 @@
-"""The quickstart, end to end on the photos bundled with the package (no network, CPU, about 6 minutes).
+"""The quickstart, end to end on the photos bundled with the package (no network, CPU, about 8.5 minutes).
 
-    exif-jax quickstart --workdir /tmp/exif_quickstart            # ~6 minutes on 2 CPU cores
+    exif-jax quickstart --workdir /tmp/exif_quickstart            # ~8.5 minutes on 2 CPU cores
     exif-jax quickstart --workdir /tmp/qs --minutes 2              # shorter training
 
 1. photos -> WORKDIR/photos: the bundled several-photos-per-camera set (`exif_jax/assets/quickstart/multi/`, 12
@@ -15,7 +15,7 @@
 5. WORKDIR/REPORT.md + quickstart.json: every number beside the untrained control (`ExifModel.untrained(0)`,
    evaluated identically; `--no-control` drops it), chance and a random map
 
-Python: `exif_jax.commands.quickstart_run.run(workdir, minutes=5.0)` returns the numbers as a dict.
+Python: `exif_jax.commands.quickstart_run.run(workdir, minutes=7.0)` returns the numbers as a dict.
 """
 from __future__ import annotations
 
@@ -156,10 +156,12 @@ def smoke_config(data_path: pathlib.Path, steps: int):
 def _tower_name(model_cfg) -> str:
     from exif_jax.models.resnet import is_resnet50_layout, resnet_layout
 
+    filt = model_cfg.get("image_filter", "none")
+    seen = "" if filt == "none" else f", seeing the {filt} residual of each crop (`model.image_filter`, docs/TRACES.md)"
     if model_cfg.image_tower == "resnet50" and not is_resnet50_layout(model_cfg.resnet):
         width, stages = resnet_layout(model_cfg.resnet)
-        return f"`resnet50` narrowed to width {width}, stages {'-'.join(map(str, stages))}"
-    return f"`{model_cfg.image_tower}`"
+        return f"`resnet50` narrowed to width {width}, stages {'-'.join(map(str, stages))}{seen}"
+    return f"`{model_cfg.image_tower}`{seen}"
 
 
 def _last_metrics(train_dir: pathlib.Path) -> list[dict]:
@@ -444,7 +446,7 @@ def _held_out_records(data_dir: pathlib.Path, plan: dict) -> tuple[list[dict], l
     return out["train"], out["eval"]
 
 
-def run(workdir, *, minutes: float = 5.0, steps: int | None = None, num_splices: int = 24, control: bool = True,
+def run(workdir, *, minutes: float = 7.0, steps: int | None = None, num_splices: int = 24, control: bool = True,
         log=print) -> dict:
     """Runs the five steps in `workdir`; returns the numbers (also written to WORKDIR/quickstart.json)."""
     import jax
