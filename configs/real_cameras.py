@@ -13,7 +13,8 @@ from a timed start). By hand, after `eval.learning --real --prepare-only --out D
     exif-jax train --config configs/real_cameras.py:steps=4000 --workdir DIR/train --config.data.path=DIR/data
 
 Model: the smoke tower (torchvision ResNet layout, 16 stem channels, one bottleneck per stage, 0.54 M parameters)
-+ mini DistilBERT, 64-d joint space, learned logit scale. Crops: 64 px at native resolution (the pipeline never
++ mini DistilBERT, 64-d joint space, learned logit scale; the tower sees the high-pass residual of each crop
+(`filter=highpass`, `model.image_filter`, docs/TRACES.md; `filter=none`: RGB). Crops: 64 px at native resolution (the pipeline never
 resizes), 16 crops per decoded photo (decoding the 24 MP natural photos dominates otherwise), each in a different
 batch. Held-out eval: 8 crops of every held-out photo.
 
@@ -23,7 +24,7 @@ untrained control / chance: camera top-1 0.592 / 0.013 / 0.024 (whole photo), 0.
 patch-pair same-camera AUC 0.797 / 0.564; cross-camera splices p-mAP 0.685 / 0.378 (random map 0.179), detection
 AUC 0.881 / 0.568; same-content zoo splices of held-out natural photos p-mAP 0.291 / 0.231. The README's "Learning
 on real camera traces" has the full table. Args: `steps=N`, `crop=N`, `width=N` (ResNet stem channels),
-`crops=N` (crops per decoded photo), `batch=N`, `runlocal` (30 steps, tests).
+`crops=N` (crops per decoded photo), `batch=N`, `filter=highpass|none`, `runlocal` (30 steps, tests).
 """
 from configs import common
 
