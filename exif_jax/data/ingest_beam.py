@@ -1,4 +1,5 @@
-"""`exif-jax ingest --runner beam`: the ingest as an Apache Beam pipeline (DirectRunner, Dataflow, Flink, Spark).
+"""`exif-jax ingest --runner beam`: the ingest as an Apache Beam pipeline (local FnApiRunner, Dataflow, Flink,
+Spark).
 
 The per-photo work is the local runner's own functions: `ingest._scan_one` (read, hash, full decode, EXIF) and
 `ingest._write_shard` (re-read, render, write, fsync, rename). Around them Beam does what the driver does locally:
@@ -19,8 +20,9 @@ runner, which deals photos round-robin in hash order.
 
 The inputs are listed inside the pipeline (`ingest_inputs`: folder levels, one tar's headers, one byte range of
 the YFCC / --photo-ids files per element), so the launching machine never holds the per-photo list; it only writes
-rejects.tsv and the small per-shard results at the end. Workers must see `--images` and `--out` at the same paths (a shared filesystem such as a GCS FUSE mount or NFS on
-Dataflow/Flink/Spark). Without `--beam-options` the pipeline runs on the DirectRunner with `--workers` processes.
+rejects.tsv and the small per-shard results at the end. Workers must see `--images` and `--out` at the same paths
+(a shared filesystem such as a GCS FUSE mount or NFS on Dataflow/Flink/Spark). Without `--beam-options` the
+pipeline runs on the local FnApiRunner with `--workers` processes.
 """
 from __future__ import annotations
 
@@ -53,7 +55,9 @@ def pipeline_options(cfg: ingest.IngestConfig):
 
     args = shlex.split(cfg.beam_options or "")
     if not any(a.startswith("--runner") for a in args):
-        args = ["--runner=DirectRunner", f"--direct_num_workers={max(cfg.workers, 1)}",
+        # The DirectRunner's local engine, named directly: Beam 2.77's "DirectRunner" first tries the Prism runner,
+        # which downloads a binary from GitHub (no network at run time; ~0.6 s lost before it falls back to this).
+        args = ["--runner=FnApiRunner", f"--direct_num_workers={max(cfg.workers, 1)}",
                 "--direct_running_mode=" + ("multi_processing" if cfg.workers > 1 else "in_memory"), *args]
     return PipelineOptions(args)
 
@@ -258,11 +262,10 @@ def run(cfg: ingest.IngestConfig) -> dict:
     fixed_table = ingest.load_tag_table(cfg.tag_table).to_json() if cfg.tag_table else None
     spec_probe = get_renderer(cfg.renderer, TagTable())
     log(f"[ingest] {plan.source} input {plan.images}: listed and ingested by Beam "
-        f"({cfg.beam_options or f'DirectRunner, {max(cfg.workers, 1)} workers'})")
+        f"({cfg.beam_options or f'local FnApiRunner, {max(cfg.workers, 1)} workers'})")
 
-    def sink(pcoll, name):
-        return pcoll | f"json {name}" >> beam.Map(lambda x: json.dumps(x, ensure_ascii=False)) | (
-            f"write {name}" >> beam.io.WriteToText(str(work / name), file_name_suffix=".jsonl"))
+    def tagged(pcoll, kind):
+        return pcoll | f"tag {kind}" >> beam.Map(lambda x: [kind, x])
 
     with beam.Pipeline(options=pipeline_options(cfg)) as pl:
         listed, listing_rejects, stats, errors = list_inputs(beam, pl, plan)
@@ -299,20 +302,24 @@ def run(cfg: ingest.IngestConfig) -> dict:
                                                           if hasattr(spec_probe, "spec") else {"name": cfg.renderer},
                                                           yfcc), table_side))
         hists = kept | "hist" >> beam.FlatMap(_hists) | "sum hists" >> beam.CombinePerKey(sum)
-        sink((listing_rejects, rejected, rendered.rejects) | "rejects" >> beam.Flatten(), "rejects")
-        sink(stats, "stats")
-        sink(errors, "errors")
-        sink(shards, "shards")
-        sink(hists, "hists")
-        sink(table, "tag_table")
+        # one file sink for every small result (each WriteToText adds stages and a finalize step to the job)
+        all_rejects = (listing_rejects, rejected, rendered.rejects) | "rejects" >> beam.Flatten()
+        results = (tagged(all_rejects, "rejects"), tagged(stats, "stats"), tagged(errors, "errors"),
+                   tagged(shards, "shards"), tagged(hists, "hists"), tagged(table, "tag_table"))
+        (results | "results" >> beam.Flatten() | "json" >> beam.Map(lambda x: json.dumps(x, ensure_ascii=False))
+         | "write results" >> beam.io.WriteToText(str(work / "results"), file_name_suffix=".jsonl"))
     return _finish(cfg, plan, state, changes, work, log)
 
 
-def _read_jsonl(work: pathlib.Path, name: str) -> list:
-    rows = []
-    for f in sorted(glob.glob(str(work / f"{name}*.jsonl"))):
+def _read_results(work: pathlib.Path) -> dict[str, list]:
+    """The pipeline's [kind, value] result lines, by kind."""
+    rows = collections.defaultdict(list)
+    for f in sorted(glob.glob(str(work / "results*.jsonl"))):
         with open(f, encoding="utf-8") as fh:
-            rows += [json.loads(line) for line in fh if line.strip()]
+            for line in fh:
+                if line.strip():
+                    kind, value = json.loads(line)
+                    rows[kind].append(value)
     return rows
 
 
@@ -321,10 +328,11 @@ def _finish(cfg, plan: ingest_inputs.Plan, state: pathlib.Path, changes, work: p
     from exif_jax.exif.render import TagTable, get_renderer
 
     out = pathlib.Path(cfg.out)
-    errors = sorted(_read_jsonl(work, "errors"))
+    found = _read_results(work)
+    errors = sorted(found["errors"])
     if errors:
         raise ingest.IngestError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
-    stats = dict(tuple(kv) for kv in _read_jsonl(work, "stats"))
+    stats = dict(tuple(kv) for kv in found["stats"])
     listed, matched = stats.get("listed", 0), stats.get("matched", 0)
     log(f"[ingest] the pipeline listed {listed} inputs on its workers")
     if plan.yfcc_path is not None and not matched:
@@ -334,13 +342,13 @@ def _finish(cfg, plan: ingest_inputs.Plan, state: pathlib.Path, changes, work: p
         raise ingest.IngestError(f"--images {cfg.images}: no JPEG files ({', '.join(ingest.JPEG_EXTENSIONS)}) found"
                                  + (" in its tar shards" if plan.webdataset else "")
                                  + (" matching the photo ids" if plan.yfcc_path else ""))
-    rejects = [tuple(r) for r in _read_jsonl(work, "rejects")]
+    rejects = [tuple(r) for r in found["rejects"]]
     ingest._write_rejects(out / "rejects.tsv", rejects)
-    results = _read_jsonl(work, "shards")
+    results = found["shards"]
     if not results:
         raise ingest.IngestError(f"no usable photos among {listed + stats.get('listing_rejects', 0)} inputs; "
                                  f"see {out / 'rejects.tsv'}")
-    tables = _read_jsonl(work, "tag_table")
+    tables = found["tag_table"]
     tag_json = tables[0]
     (state / "shards.json").unlink(missing_ok=True)  # the local runner's journal no longer describes the shards
     for p in out.iterdir():  # any earlier output's shards (the Beam run replaces them all)
@@ -356,7 +364,7 @@ def _finish(cfg, plan: ingest_inputs.Plan, state: pathlib.Path, changes, work: p
             shards.setdefault(split, []).append((name, r["records"]))
     hists = {k: {f: collections.Counter() for f in _HIST_FIELDS} for k in ("all", *ingest.SPLITS)}
     image_bytes, max_short = collections.Counter(), {}
-    for (scope, field, value), n in _read_jsonl(work, "hists"):
+    for (scope, field, value), n in found["hists"]:
         if scope == "bytes":
             image_bytes[field] += n
         else:
