@@ -3,6 +3,7 @@ gives the local runner's records, rejects and counts: a nested folder, YFCC line
 webdataset tars paired with YFCC lines; the byte ranges that split YFCC / photo-id files cover every line once."""
 import io
 import json
+import logging
 import random
 import re
 import shutil
@@ -58,7 +59,7 @@ def _creates(beam, plan):
     return found
 
 
-def test_beam_lists_a_nested_folder_on_its_workers(beam, shared_data, tmp_path, monkeypatch):
+def test_beam_lists_a_nested_folder_on_its_workers(beam, shared_data, tmp_path, monkeypatch, caplog):
     src = shared_data / ME
     every = sorted(p.name for p in src.glob("*.jpg"))
     names, extra = every[:40:4], every[41]
@@ -81,7 +82,9 @@ def test_beam_lists_a_nested_folder_on_its_workers(beam, shared_data, tmp_path, 
     plan = ingest_inputs.plan(_cfg(images, tmp_path / "beam", **kw), tmp_path / "state")
     assert _creates(beam, plan) == [[""]]  # the graph starts from the root folder alone
     _no_launcher_listing(monkeypatch)
+    caplog.set_level(logging.INFO)
     beamed = run(_cfg(images, tmp_path / "beam", runner="beam", **kw))
+    assert "prism" not in caplog.text.lower()  # Beam's DirectRunner would try to download the Prism runner first
     _same_dataset(tmp_path / "local", local, tmp_path / "beam", beamed)
     assert "sub-a/b.jpg\tduplicate: same bytes as sub/b.jpg" in _rejects(tmp_path / "beam")
     assert beamed["counts"]["inputs"] == len(names) + 4  # the hidden folder is skipped by both
