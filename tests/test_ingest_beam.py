@@ -146,6 +146,12 @@ def test_beam_pairs_yfcc_lines_inside_the_pipeline(beam, shared_data, tmp_path, 
     _same_dataset(tmp_path / "local", local, tmp_path / "beam", beamed)
     wds_beamed = run(_cfg(tars, tmp_path / "wds_beam", runner="beam", **kw))
     _same_dataset(tmp_path / "wds_local", wds_local, tmp_path / "wds_beam", wds_beamed)
+    # a malformed --photo-ids line found by a worker stops the job with one line naming the file and the byte offset
+    bad = tmp_path / "bad_ids.tsv"
+    bad.write_text("photo_id\tfile_name\n" + f"{have[0][0]}\t{have[0][1]}\n" + "no tab here\n", encoding="utf-8")
+    offset = len(f"photo_id\tfile_name\n{have[0][0]}\t{have[0][1]}\n".encode())
+    with pytest.raises(ingest.IngestError, match=f"bad_ids.tsv: line at byte {offset}: expected 'photo_id<TAB>"):
+        run(_cfg(images, tmp_path / "bad", photo_ids=str(bad), runner="beam", **kw))
 
 
 def test_byte_ranges_cover_every_line_once(tmp_path):
