@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runner", choices=("local", "beam"), default="local",
                    help="local: a process pool on this machine (default); beam: Apache Beam (extra [beam])")
     p.add_argument("--beam-options", default="", help="Beam pipeline options, e.g. \"--runner=DataflowRunner "
-                   "--project=P --region=R --temp_location=gs://B/tmp\" (default: DirectRunner, --workers processes)")
+                   "--project=P --region=R --temp_location=gs://B/tmp\" (default: Beam's local FnApiRunner, "
+                   "--workers processes)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 

@@ -71,22 +71,31 @@ def list_samples(tar_path: str | os.PathLike) -> tuple[list[Sample], list[tuple[
     return samples, problems
 
 
+def list_parquets(root: str | os.PathLike) -> list[pathlib.Path]:
+    return sorted(pathlib.Path(root).rglob("*.parquet"))
+
+
 def failed_downloads(root: str | os.PathLike) -> list[tuple[str, str]]:
     """(url, "download_failed: <img2dataset's error message>") for each URL img2dataset did not store."""
-    files = sorted(pathlib.Path(root).rglob("*.parquet"))
-    if not files:
-        return []
+    out = []
+    for f in list_parquets(root):
+        out += failed_downloads_in(f)
+    return out
+
+
+def failed_downloads_in(parquet: str | os.PathLike) -> list[tuple[str, str]]:
+    """The failed downloads listed in one of img2dataset's `NNNNN.parquet` result files."""
     import pyarrow.parquet as pq
 
+    f = pathlib.Path(parquet)
+    table = pq.read_table(f, columns=None)
+    cols = table.column_names
+    if "status" not in cols:
+        return []
     out = []
-    for f in files:
-        table = pq.read_table(f, columns=None)
-        cols = table.column_names
-        if "status" not in cols:
-            continue
-        rows = table.select([c for c in ("url", "key", "status", "error_message") if c in cols]).to_pylist()
-        for r in rows:
-            if r.get("status") != "success":
-                msg = (r.get("error_message") or r.get("status") or "?").replace("\t", " ").replace("\n", " ")
-                out.append((r.get("url") or r.get("key") or f.name, f"download_failed: {msg}"))
+    rows = table.select([c for c in ("url", "key", "status", "error_message") if c in cols]).to_pylist()
+    for r in rows:
+        if r.get("status") != "success":
+            msg = (r.get("error_message") or r.get("status") or "?").replace("\t", " ").replace("\n", " ")
+            out.append((r.get("url") or r.get("key") or f.name, f"download_failed: {msg}"))
     return out
