@@ -1,7 +1,7 @@
 """What limits learning on real camera traces: `python -m eval.ablate --out DIR [--steps N] [--only NAME ...]`.
 
-    python -m eval.ablate --out runs/ablate --steps 800                 # the grid below, one variant after another
-    python -m eval.ablate --out runs/ablate --steps 800 --only baseline crop_96
+    python -m eval.ablate --out runs/ablate --steps 500                 # the grid below, one variant after another
+    python -m eval.ablate --out runs/ablate --steps 500 --only baseline crop_96
     python -m eval.ablate --list
 
 Runs `eval.learning.run` (the `--real` benchmark: ingest, split by photo per camera, train `configs/real_cameras.py`,
@@ -225,6 +225,7 @@ def run_grid(out, *, steps: int, only=None, photos=learning.REAL_PHOTOS, natural
                                   config_arg=v.config_arg, zoo=0, seed=seed, log=log)
         rows.append(summarize(v, n, result))
         _write(out, steps, seed, rows)  # after every variant: a finished variant is never lost
+    plot(out / "ablations.png", rows)
     return json.loads((out / "ablations.json").read_text())
 
 
@@ -273,7 +274,6 @@ def _write(out: pathlib.Path, steps: int, seed: int, rows) -> None:
           "Runs: `runs/<variant>/results.md` (every metric), `runs/<variant>/train` (the model). Train times are "
           "not speeds (niced, beside other jobs).", ""]
     (out / "ablations.md").write_text("\n".join(md), encoding="utf-8")
-    plot(out / "ablations.png", rows)
 
 
 def plot(path: pathlib.Path, rows) -> None:
@@ -318,7 +318,7 @@ def plot(path: pathlib.Path, rows) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.ablate", description=__doc__.split("\n")[0])
     p.add_argument("--out", help="output folder (prepared data, runs/<variant>, ablations.{json,md,png})")
-    p.add_argument("--steps", type=int, default=800, help="baseline training steps (default 800)")
+    p.add_argument("--steps", type=int, default=500, help="baseline training steps (default 500)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants (see --list)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--list", action="store_true", help="print the variants and exit")
