@@ -6,7 +6,8 @@
 
 Runs `eval.learning.run` (the `--real` benchmark: ingest, split by photo per camera, train `configs/real_cameras.py`,
 score the trained model and its untrained control on held-out photos) once per variant, every variant with the SAME
-step count and seed and without the simulated zoo (`zoo=0`), changing one factor at a time:
+step count and seed, without the simulated zoo (`zoo=0`) and without the transfer test (`transfer=False`: the
+same-content splices are not among the ablated metrics and cost most of the evaluation), one factor at a time:
 
 | variant | factor | change |
 |---|---|---|
@@ -222,7 +223,7 @@ def run_grid(out, *, steps: int, only=None, photos=learning.REAL_PHOTOS, natural
         else:
             log(f"[ablate] {v.name} ({v.factor}: {v.value}): {n} steps -> {vdir}")
             result = learning.run(vdir, photos=photos, natural=natural, real=True, steps=n,
-                                  config_arg=v.config_arg, zoo=0, seed=seed, log=log)
+                                  config_arg=v.config_arg, zoo=0, seed=seed, transfer=False, log=log)
         rows.append(summarize(v, n, result))
         _write(out, steps, seed, rows)  # after every variant: a finished variant is never lost
     plot(out / "ablations.png", rows)

@@ -109,6 +109,7 @@ def test_grid_runs_every_variant_alike_but_for_its_factor_and_reports_each_numbe
     by = {c["name"]: c for c in calls}
     assert list(by) == [v.name for v in ablate.VARIANTS]
     assert {c["zoo"] for c in calls} == {0} and {c["seed"] for c in calls} == {3}
+    assert {c["transfer"] for c in calls} == {False}
     assert [by[n]["steps"] for n in ("baseline", "photos_2", "crop_96", "width_24", "steps_half", "steps_double")] \
         == [40, 40, 40, 40, 20, 80]
     assert by["crop_96"]["config_arg"] == "crop=96" and by["width_24"]["config_arg"] == "width=24"
@@ -145,3 +146,25 @@ def test_cli_usage_errors_are_one_line_exit_2(tmp_path):
         assert r.returncode == 2, r.stderr
         assert r.stderr.strip().count("\n") == 0 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_learning_evaluation_without_transfer_builds_no_same_content_splices(tmp_path, shared_data):
+    """eval.ablate runs eval.learning with transfer=False: the held-out natural photos are there, but no
+    same-content splices are made or scored; the cross-camera splices still are."""
+    cams, nat = tmp_path / "cams", tmp_path / "natural"
+    cams.mkdir()
+    nat.mkdir()
+    for cam in CAMERAS[:2]:
+        for p in sorted((shared_data / "photos_multi").glob(f"{cam}__*"))[:3]:
+            (cams / p.name).write_bytes(p.read_bytes())
+    for name in ("FujiFilm DS-7 (1).jpg", "FujiFilm DX-5.jpg", "Sony DigitalMavica.jpg",
+                 "FujiFilm FinePix1400Zoom (2).jpg"):  # small natural photos of four cameras
+        (nat / name).write_bytes((shared_data / "photos_dev" / "metadata_extractor" / "images" / name).read_bytes())
+    out = tmp_path / "run"
+    summary = learning.prepare(out, [cams], [nat], eval_fraction=0.5, seed=0, log=lambda m: None)
+    assert summary["eval_natural"] >= 1
+    ev = learning.Evaluation(out, out / "data", crop=64, crops=2, pairs=20, splices=2, transfer=False,
+                             log=lambda m: None)
+    assert ev.natural_eval and ev.splice_root is not None
+    assert ev.same_content_root is None and ev.same_content_edits_root is None
+    assert not any(p.name.startswith("same_content") for p in (out / "splices").iterdir())
