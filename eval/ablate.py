@@ -13,6 +13,7 @@ same-content splices are not among the ablated metrics and cost most of the eval
 |---|---|---|
 | `baseline` | - | 64 px crops, tower width 16, every training photo, N steps |
 | `photos_2` | photos per camera | at most 2 training photos of any camera (held-out photos unchanged) |
+| `photos_1` | photos per camera | 1 training photo of each camera |
 | `crop_96` | crop size | 96 px crops (`crop=96`; the evaluation's crops and splice patches follow the config) |
 | `width_24` | tower width | 24 stem channels (`width=24`) |
 | `steps_half` | steps | N / 2 |
@@ -20,9 +21,10 @@ same-content splices are not among the ablated metrics and cost most of the eval
 
 The data are ingested and split once (`DIR/prepared/data`); every variant's `DIR/runs/NAME/data` links to it, so
 all variants train on the same split and are scored on the same held-out photos. `photos_2` links to
-`DIR/prepared/data_cap2`: the same held-out shard (a link to the same file) and training shards that keep at most 2
-photos of each camera (`cap_training_photos`, seeded; records copied byte for byte). A variant whose
-`learning.json` already matches its steps and config is not rerun (an interrupted grid resumes).
+`DIR/prepared/data_cap2` (`photos_1`: `data_cap1`): the same held-out shard (a link to the same file) and training
+shards that keep at most 2 photos of each camera (`cap_training_photos`, seeded; records copied byte for byte). A
+variant whose `learning.json` already matches its steps and config is not rerun (an interrupted grid resumes), and
+the report lists every finished variant, so `--only NAME` adds a variant to an existing grid.
 
 Writes `DIR/ablations.json`, `DIR/ablations.md` (per variant and metric: trained / untrained control of that
 variant's architecture / chance or random map) and `DIR/ablations.png` (a panel per metric: bars = trained, black
@@ -57,6 +59,7 @@ class Variant:
 VARIANTS = (
     Variant("baseline", "-", "64 px crops, width 16, all training photos"),
     Variant("photos_2", "photos per camera", "at most 2 training photos per camera", max_train_per_camera=2),
+    Variant("photos_1", "photos per camera", "1 training photo per camera", max_train_per_camera=1),
     Variant("crop_96", "crop size", "96 px crops", config_arg="crop=96"),
     Variant("width_24", "tower width", "24 stem channels", config_arg="width=24"),
     Variant("steps_half", "steps", "half the steps", steps_scale=0.5),
@@ -208,15 +211,19 @@ def run_grid(out, *, steps: int, only=None, photos=learning.REAL_PHOTOS, natural
     learning.prepare(out / "prepared", photos, natural, seed=seed, zoo=0, log=log)
     base_data = out / "prepared" / "data"
     rows = []
-    for v in variants:
+    for v in VARIANTS:
         n = variant_steps(v, steps)
         vdir = out / "runs" / v.name
+        done = vdir / "learning.json"
+        if v not in variants:  # not asked for: reported when already run with these steps
+            if done.is_file() and _matches(json.loads(done.read_text()), n, v):
+                rows.append(summarize(v, n, json.loads(done.read_text())))
+            continue
         data = base_data
         if v.max_train_per_camera is not None:
             data = out / "prepared" / f"data_cap{v.max_train_per_camera}"
             cap_training_photos(base_data, data, v.max_train_per_camera, seed)
         _link(vdir / "data", data)
-        done = vdir / "learning.json"
         if done.is_file() and _matches(json.loads(done.read_text()), n, v):
             log(f"[ablate] {v.name}: reusing {done}")
             result = json.loads(done.read_text())
@@ -226,6 +233,7 @@ def run_grid(out, *, steps: int, only=None, photos=learning.REAL_PHOTOS, natural
                                   config_arg=v.config_arg, zoo=0, seed=seed, transfer=False, log=log)
         rows.append(summarize(v, n, result))
         _write(out, steps, seed, rows)  # after every variant: a finished variant is never lost
+    _write(out, steps, seed, rows)
     plot(out / "ablations.png", rows)
     return json.loads((out / "ablations.json").read_text())
 

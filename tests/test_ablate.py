@@ -110,14 +110,14 @@ def test_grid_runs_every_variant_alike_but_for_its_factor_and_reports_each_numbe
     assert list(by) == [v.name for v in ablate.VARIANTS]
     assert {c["zoo"] for c in calls} == {0} and {c["seed"] for c in calls} == {3}
     assert {c["transfer"] for c in calls} == {False}
-    assert [by[n]["steps"] for n in ("baseline", "photos_2", "crop_96", "width_24", "steps_half", "steps_double")] \
-        == [40, 40, 40, 40, 20, 80]
+    assert [by[n]["steps"] for n in ("baseline", "photos_2", "photos_1", "crop_96", "width_24", "steps_half",
+                                     "steps_double")] == [40, 40, 40, 40, 40, 20, 80]
     assert by["crop_96"]["config_arg"] == "crop=96" and by["width_24"]["config_arg"] == "width=24"
     assert by["baseline"]["config_arg"] == by["steps_half"]["config_arg"] == ""
     assert len({tuple(c["eval"]) for c in calls}) == 1  # every variant is scored on the same held-out photos
     n_train = len(learning._read_split(root / "prepared" / "data", "train"))
-    assert by["photos_2"]["train"] == 2 * len(CAMERAS) < n_train
-    assert all(c["train"] == n_train for c in calls if c["name"] != "photos_2")
+    assert by["photos_2"]["train"] == 2 * len(CAMERAS) < n_train and by["photos_1"]["train"] == len(CAMERAS)
+    assert all(c["train"] == n_train for c in calls if not c["name"].startswith("photos_"))
     # every number of every variant reaches json, table and plot unchanged
     md = (out / "ablations.md").read_text()
     for row in doc["variants"]:
@@ -134,8 +134,13 @@ def test_grid_runs_every_variant_alike_but_for_its_factor_and_reports_each_numbe
     calls.clear()
     ablate.run_grid(out, steps=40, photos=[photos], natural=(), seed=3, log=lambda m: None)
     assert calls == []
+    ablate.run_grid(out, steps=40, only=["crop_96"], photos=[photos], natural=(), seed=3, log=lambda m: None)
+    assert calls == []
+    assert [r["name"] for r in json.loads((out / "ablations.json").read_text())["variants"]] == \
+        [v.name for v in ablate.VARIANTS]  # --only adds to the grid's report, never shrinks it
     ablate.run_grid(out, steps=30, only=["steps_half"], photos=[photos], natural=(), seed=3, log=lambda m: None)
     assert [(c["name"], c["steps"]) for c in calls] == [("steps_half", 15)]
+    assert [r["name"] for r in json.loads((out / "ablations.json").read_text())["variants"]] == ["steps_half"]
 
 
 def test_cli_usage_errors_are_one_line_exit_2(tmp_path):
