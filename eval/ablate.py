@@ -18,6 +18,8 @@ same-content splices are not among the ablated metrics and cost most of the eval
 | `width_24` | tower width | 24 stem channels (`width=24`) |
 | `steps_half` | steps | N / 2 |
 | `steps_double` | steps | 2 N |
+| `seed_1` | training seed | the baseline with another initialisation and data order (`seed=1`): how far two runs of
+  one setting differ |
 
 The data are ingested and split once (`DIR/prepared/data`); every variant's `DIR/runs/NAME/data` links to it, so
 all variants train on the same split and are scored on the same held-out photos. `photos_2` links to
@@ -64,6 +66,7 @@ VARIANTS = (
     Variant("width_24", "tower width", "24 stem channels", config_arg="width=24"),
     Variant("steps_half", "steps", "half the steps", steps_scale=0.5),
     Variant("steps_double", "steps", "double the steps", steps_scale=2.0),
+    Variant("seed_1", "training seed", "seed 1 (run-to-run yardstick)", config_arg="seed=1"),
 )
 
 # (column, path into an eval.learning result, chance: a number or a path into the trained result)

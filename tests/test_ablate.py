@@ -111,7 +111,8 @@ def test_grid_runs_every_variant_alike_but_for_its_factor_and_reports_each_numbe
     assert {c["zoo"] for c in calls} == {0} and {c["seed"] for c in calls} == {3}
     assert {c["transfer"] for c in calls} == {False}
     assert [by[n]["steps"] for n in ("baseline", "photos_2", "photos_1", "crop_96", "width_24", "steps_half",
-                                     "steps_double")] == [40, 40, 40, 40, 40, 20, 80]
+                                     "steps_double", "seed_1")] == [40, 40, 40, 40, 40, 20, 80, 40]
+    assert by["seed_1"]["config_arg"] == "seed=1"
     assert by["crop_96"]["config_arg"] == "crop=96" and by["width_24"]["config_arg"] == "width=24"
     assert by["baseline"]["config_arg"] == by["steps_half"]["config_arg"] == ""
     assert len({tuple(c["eval"]) for c in calls}) == 1  # every variant is scored on the same held-out photos
@@ -173,3 +174,17 @@ def test_learning_evaluation_without_transfer_builds_no_same_content_splices(tmp
     assert ev.natural_eval and ev.splice_root is not None
     assert ev.same_content_root is None and ev.same_content_edits_root is None
     assert not any(p.name.startswith("same_content") for p in (out / "splices").iterdir())
+
+
+def test_variant_config_args_reach_the_real_cameras_config():
+    from configs import real_cameras
+
+    base = real_cameras.get_config(None)
+    for v in ablate.VARIANTS:
+        c = real_cameras.get_config(v.config_arg or None)
+        changed = {k for k in ("seed", "image_size", "width") if
+                   {"seed": c.seed, "image_size": c.data.crop, "width": c.model.resnet.width}[k]
+                   != {"seed": base.seed, "image_size": base.data.crop, "width": base.model.resnet.width}[k]}
+        assert changed == {"": set(), "crop=96": {"image_size"}, "width=24": {"width"}, "seed=1": {"seed"}}[
+            v.config_arg], (v.name, changed)
+    assert real_cameras.get_config("crop=96").model.image_size == 96
