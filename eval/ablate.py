@@ -308,7 +308,8 @@ def plot(path: pathlib.Path, rows) -> None:
         ax.bar(x, t, color=colours, width=0.7, label="trained")
         ax.scatter(x, u, marker="_", s=400, color="black", linewidths=2.5, zorder=3, label="untrained control")
         if len(set(np.round(ch, 6))) > 1:
-            ax.scatter(x, ch, marker="_", s=400, color="grey", linewidths=1.5, zorder=3, label="chance / random map")
+            ax.scatter(x, ch, marker="_", s=400, color="grey", linewidths=1.5, zorder=3, label="random map")
+            ax.legend(handles=ax.collections[-1:], fontsize=7, loc="upper right")
         else:
             ax.axhline(ch[0], color="grey", linestyle="--", linewidth=1, label="chance")
         for xi, ti in zip(x, t):
