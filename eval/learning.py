@@ -321,7 +321,7 @@ def sample_pairs(cams, n_crops, n_pairs: int, seed: int, cross_photo: bool = Fal
     `cross_photo` the same-camera pairs come from two different photos (cameras with >= 2 held-out photos)."""
     rng = np.random.default_rng(seed)
     cams = np.asarray(cams, dtype=object)
-    by_cam = {c: np.nonzero(cams == c)[0] for c in set(cams.tolist())}
+    by_cam = {c: np.nonzero(cams == c)[0] for c in sorted(set(cams.tolist()))}  # sorted: same pairs in every process
     pos_cams = [c for c, idx in by_cam.items() if len(idx) >= (2 if cross_photo else 1)]
     if not pos_cams or len(by_cam) < 2:
         return np.zeros((0, 5), int)

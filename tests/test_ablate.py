@@ -188,3 +188,13 @@ def test_variant_config_args_reach_the_real_cameras_config():
         assert changed == {"": set(), "crop=96": {"image_size"}, "width=24": {"width"}, "seed=1": {"seed"}}[
             v.config_arg], (v.name, changed)
     assert real_cameras.get_config("crop=96").model.image_size == 96
+
+
+def test_pair_sample_is_the_same_in_every_process():
+    """Variants are scored in different processes: their crop pairs must not depend on Python's string hashing."""
+    code = ("from eval import learning; cams = [f'Camera {i % 7} / Model {i % 5}' for i in range(40)]; "
+            "print(learning.sample_pairs(cams, [4] * 40, 200, 0).tolist())")
+    cwd = str(pathlib.Path(__file__).resolve().parents[1])
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=cwd,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": str(s)}).stdout for s in (1, 2, 3)}
+    assert len(outs) == 1 and len(next(iter(outs))) > 100, outs
