@@ -20,6 +20,7 @@ same-content splices are not among the ablated metrics and cost most of the eval
 | `steps_double` | steps | 2 N |
 | `seed_1` | training seed | the baseline with another initialisation and data order (`seed=1`): how far two runs of
   one setting differ |
+| `crop_96_seed_1` | crop size | `crop_96` with seed 1: does the crop's gain hold at another seed |
 
 The data are ingested and split once (`DIR/prepared/data`); every variant's `DIR/runs/NAME/data` links to it, so
 all variants train on the same split and are scored on the same held-out photos. `photos_2` links to
@@ -67,6 +68,7 @@ VARIANTS = (
     Variant("steps_half", "steps", "half the steps", steps_scale=0.5),
     Variant("steps_double", "steps", "double the steps", steps_scale=2.0),
     Variant("seed_1", "training seed", "seed 1 (run-to-run yardstick)", config_arg="seed=1"),
+    Variant("crop_96_seed_1", "crop size", "96 px crops, seed 1", config_arg="crop=96,seed=1"),
 )
 
 # (column, path into an eval.learning result, chance: a number or a path into the trained result)

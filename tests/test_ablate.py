@@ -185,7 +185,8 @@ def test_variant_config_args_reach_the_real_cameras_config():
         changed = {k for k in ("seed", "image_size", "width") if
                    {"seed": c.seed, "image_size": c.data.crop, "width": c.model.resnet.width}[k]
                    != {"seed": base.seed, "image_size": base.data.crop, "width": base.model.resnet.width}[k]}
-        assert changed == {"": set(), "crop=96": {"image_size"}, "width=24": {"width"}, "seed=1": {"seed"}}[
+        assert changed == {"": set(), "crop=96": {"image_size"}, "width=24": {"width"}, "seed=1": {"seed"},
+                    "crop=96,seed=1": {"image_size", "seed"}}[
             v.config_arg], (v.name, changed)
     assert real_cameras.get_config("crop=96").model.image_size == 96
 
