@@ -321,7 +321,7 @@ def sample_pairs(cams, n_crops, n_pairs: int, seed: int, cross_photo: bool = Fal
     `cross_photo` the same-camera pairs come from two different photos (cameras with >= 2 held-out photos)."""
     rng = np.random.default_rng(seed)
     cams = np.asarray(cams, dtype=object)
-    by_cam = {c: np.nonzero(cams == c)[0] for c in set(cams.tolist())}
+    by_cam = {c: np.nonzero(cams == c)[0] for c in sorted(set(cams.tolist()))}  # sorted: same pairs in every process
     pos_cams = [c for c, idx in by_cam.items() if len(idx) >= (2 if cross_photo else 1)]
     if not pos_cams or len(by_cam) < 2:
         return np.zeros((0, 5), int)
@@ -409,7 +409,7 @@ class Evaluation:
 
     def __init__(self, out: pathlib.Path, data_dir: pathlib.Path, *, crop: int, crops: int = 16, pairs: int = 4000,
                  splices: int = 40, splice_size=(384, 512), num_per_dim: int = 16, zoo_photos: int = 80,
-                 seed: int = 0, log=print):
+                 seed: int = 0, transfer: bool = True, log=print):
         self.out, self.crop, self.seed, self.log, self.num_per_dim = out, crop, seed, log, num_per_dim
         train_recs, eval_recs = _read_split(data_dir, "train"), _read_split(data_dir, "eval")
         train_cams = {_camera(r) for r in train_recs}
@@ -443,7 +443,7 @@ class Evaluation:
                                    seed=seed, log=lambda m: None)
             self.splice_root = root
         self.same_content_root = self.same_content_edits_root = None
-        if self.natural_eval and splices:
+        if self.natural_eval and splices and transfer:  # transfer=False: not measured (eval.ablate)
             self.same_content_root = self._same_content(splices, "zoo")
             self.same_content_edits_root = self._same_content(splices, "edits")
 
@@ -603,7 +603,7 @@ def _have_simulator() -> bool:
 def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, minutes: float = 30.0,
         steps: int | None = None, config_arg: str = "", eval_fraction: float = 0.3, crops: int = 16,
         pairs: int = 4000, splices: int = 40, zoo: int | None = None, control: bool = True, seed: int = 0,
-        log=print) -> dict:
+        transfer: bool = True, log=print) -> dict:
     import exif_jax
 
     out = pathlib.Path(out).absolute()
@@ -618,7 +618,7 @@ def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, m
     t = train(out / "train", out / "data", minutes=minutes, steps=steps, config_arg=config_arg, log=log)
     model = exif_jax.load(str(out / "train"))
     ev = Evaluation(out, out / "data", crop=int(model.config.image_size), crops=crops, pairs=pairs, splices=splices,
-                    seed=seed, log=log)
+                    seed=seed, transfer=transfer, log=log)
     trained = ev.score(model, "trained")
     untrained = ev.score(model.untrained(0), "untrained") if control else None
     if getattr(ev, "same_content_status", None):
