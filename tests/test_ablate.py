@@ -112,9 +112,11 @@ def test_grid_runs_every_variant_alike_but_for_its_factor_and_reports_each_numbe
     assert {c["transfer"] for c in calls} == {False}
     assert [by[n]["steps"] for n in ("baseline", "photos_2", "photos_1", "crop_96", "width_24", "steps_half",
                                      "steps_double", "seed_1")] == [40, 40, 40, 40, 40, 20, 80, 40]
-    assert by["seed_1"]["config_arg"] == "seed=1"
-    assert by["crop_96"]["config_arg"] == "crop=96" and by["width_24"]["config_arg"] == "width=24"
-    assert by["baseline"]["config_arg"] == by["steps_half"]["config_arg"] == ""
+    assert by["seed_1"]["config_arg"] == "filter=none,seed=1"
+    assert by["crop_96"]["config_arg"] == "filter=none,crop=96"
+    assert by["width_24"]["config_arg"] == "filter=none,width=24"
+    assert by["baseline"]["config_arg"] == by["steps_half"]["config_arg"] == "filter=none"
+    assert by["highpass"]["config_arg"] == "filter=highpass"
     assert len({tuple(c["eval"]) for c in calls}) == 1  # every variant is scored on the same held-out photos
     n_train = len(learning._read_split(root / "prepared" / "data", "train"))
     assert by["photos_2"]["train"] == 2 * len(CAMERAS) < n_train and by["photos_1"]["train"] == len(CAMERAS)
@@ -179,15 +181,19 @@ def test_learning_evaluation_without_transfer_builds_no_same_content_splices(tmp
 def test_variant_config_args_reach_the_real_cameras_config():
     from configs import real_cameras
 
-    base = real_cameras.get_config(None)
+    base = real_cameras.get_config("filter=none")  # the grid's baseline: the RGB tower
+
+    def knobs(c):
+        return {"seed": c.seed, "image_size": c.data.crop, "width": c.model.resnet.width,
+                "filter": c.model.image_filter}
+
     for v in ablate.VARIANTS:
         c = real_cameras.get_config(v.config_arg or None)
-        changed = {k for k in ("seed", "image_size", "width") if
-                   {"seed": c.seed, "image_size": c.data.crop, "width": c.model.resnet.width}[k]
-                   != {"seed": base.seed, "image_size": base.data.crop, "width": base.model.resnet.width}[k]}
-        assert changed == {"": set(), "crop=96": {"image_size"}, "width=24": {"width"}, "seed=1": {"seed"},
-                    "crop=96,seed=1": {"image_size", "seed"}}[
-            v.config_arg], (v.name, changed)
+        changed = {k for k, x in knobs(c).items() if x != knobs(base)[k]}
+        assert changed == {"filter=none": set(), "filter=none,crop=96": {"image_size"},
+                           "filter=none,width=24": {"width"}, "filter=none,seed=1": {"seed"},
+                           "filter=none,crop=96,seed=1": {"image_size", "seed"},
+                           "filter=highpass": {"filter"}}[v.config_arg], (v.name, changed)
     assert real_cameras.get_config("crop=96").model.image_size == 96
 
 
