@@ -74,6 +74,7 @@ VARIANTS = (
     # ... and this factor is the change to it: the high-pass residual input (docs/TRACES.md)
     Variant("highpass", "input filter", "high-pass residual input (the configs' default now)",
             config_arg="filter=highpass"),
+    Variant("rgb_highpass", "input filter", "RGB plus the amplified residual", config_arg="filter=rgb+highpass"),
 )
 
 # (column, path into an eval.learning result, chance: a number or a path into the trained result)

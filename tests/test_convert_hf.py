@@ -77,7 +77,7 @@ def test_vit_hf_export_loads_in_transformers(shared_data, tmp_path, act):
     assert_same_state(model.model, back.model)
 
 
-@pytest.mark.parametrize("image_filter", ["none", "highpass"])
+@pytest.mark.parametrize("image_filter", ["none", "highpass", "rgb+highpass"])
 def test_resnet_hf_export_joint_recipe(shared_data, tmp_path, image_filter):
     """ResNet tower + projections + learned logit scale (+ the fixed input filter) through the hf directory and the
     torch recipe."""

@@ -21,6 +21,7 @@ def test_highpass_is_the_scaled_residual_and_none_is_identity():
     ref = 16.0 * (x - np.stack([cv2.GaussianBlur(xi, (0, 0), 1.0) for xi in x]))
     assert np.abs(np.asarray(apply_filter(jnp.asarray(x), "highpass")) - ref).max() < 1e-4
     assert np.array_equal(np.asarray(apply_filter(jnp.asarray(x), "none")), x)
+    assert np.abs(np.asarray(apply_filter(jnp.asarray(x), "rgb+highpass")) - (x + ref)).max() < 1e-4
     flat = np.full((1, 24, 24, 3), 0.3, np.float32)  # no residual in a flat image
     assert np.abs(np.asarray(apply_filter(jnp.asarray(flat), "highpass"))).max() < 1e-5
 

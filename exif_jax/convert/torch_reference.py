@@ -150,8 +150,8 @@ def image_filter_torch(x, name: str, sigma: float = 1.0, gain: float = 16.0):
     """`exif_jax.models.filters.apply_filter` for NCHW torch tensors (the towers' fixed input filter)."""
     if name == "none":
         return x
-    if name != "highpass":
-        raise ValueError(f"unknown image_filter {name!r}: expected none or highpass")
+    if name not in ("highpass", "rgb+highpass"):
+        raise ValueError(f"unknown image_filter {name!r}: expected none, highpass or rgb+highpass")
     from exif_jax.models.filters import gaussian_taps
 
     taps = torch.from_numpy(gaussian_taps(sigma)).to(x.dtype)
@@ -159,4 +159,4 @@ def image_filter_torch(x, name: str, sigma: float = 1.0, gain: float = 16.0):
     y = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
     y = torch.nn.functional.conv2d(y, taps.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
     y = torch.nn.functional.conv2d(y, taps.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return gain * (x - y)
+    return gain * (x - y) + (x if name == "rgb+highpass" else 0)

@@ -2,6 +2,7 @@
 
     "none"      the CLIP-normalized pixels, as the original (ResNet-50 on RGB)
     "highpass"  gain * (x - GaussianBlur_sigma(x)) per channel: the image's noise residual
+    "rgb+highpass"  x + gain * (x - GaussianBlur_sigma(x)): the pixels with their residual amplified (colour kept)
 
 Why: a camera's traces (sensor noise, demosaicing, denoising/sharpening, JPEG quantization) live in the residual,
 while the content lives in the low frequencies. A small tower trained for minutes on RGB learns content (which photo)
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FILTERS = ("none", "highpass")
+FILTERS = ("none", "highpass", "rgb+highpass")
 
 
 def gaussian_taps(sigma: float) -> np.ndarray:
@@ -51,6 +52,8 @@ def apply_filter(x: jax.Array, name: str, *, sigma: float = 1.0, gain: float = 1
         return x
     if name == "highpass":
         return gain * (x - gaussian_blur(x, sigma))
+    if name == "rgb+highpass":
+        return x + gain * (x - gaussian_blur(x, sigma))
     raise ValueError(f"unknown model.image_filter {name!r}: expected one of {', '.join(FILTERS)}")
 
 
