@@ -31,19 +31,31 @@ def gaussian_taps(sigma: float) -> np.ndarray:
     return (k / k.sum()).astype(np.float32)
 
 
-def gaussian_blur(x: jax.Array, sigma: float) -> jax.Array:
-    """Separable per-channel Gaussian blur of NHWC `x`, reflect-101 borders (numpy's "reflect")."""
-    taps = jnp.asarray(gaussian_taps(sigma), x.dtype)
+def blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """[n, n] matrix B with (B @ v) = the Gaussian blur of a length-n signal v with reflect-101 borders."""
+    taps = gaussian_taps(sigma)
     r = (taps.shape[0] - 1) // 2
-    c = x.shape[-1]
-    if min(x.shape[1], x.shape[2]) <= r:
-        raise ValueError(f"image_filter: images {x.shape[1]}x{x.shape[2]} are too small for a blur of radius {r}")
-    xp = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
-    dn = ("NHWC", "HWIO", "NHWC")
-    kh = jnp.tile(taps.reshape(-1, 1, 1, 1), (1, 1, 1, c))  # [k, 1, 1, C] depthwise
-    kw = jnp.tile(taps.reshape(1, -1, 1, 1), (1, 1, 1, c))
-    y = jax.lax.conv_general_dilated(xp, kh, (1, 1), "VALID", dimension_numbers=dn, feature_group_count=c)
-    return jax.lax.conv_general_dilated(y, kw, (1, 1), "VALID", dimension_numbers=dn, feature_group_count=c)
+    if n <= r:
+        raise ValueError(f"image_filter: images of side {n} are too small for a blur of radius {r}")
+    m = np.zeros((n, n), np.float64)
+    for i in range(n):
+        for k, t in enumerate(taps):
+            j = i + k - r
+            j = -j if j < 0 else (2 * (n - 1) - j if j >= n else j)  # reflect-101: ... 2 1 | 0 1 2 ... n-2 | n-1 n-2
+            m[i, j] += t
+    return m.astype(np.float32)
+
+
+def gaussian_blur(x: jax.Array, sigma: float) -> jax.Array:
+    """Separable per-channel Gaussian blur of NHWC `x`, reflect-101 borders, as two small matmuls (rows, then
+    columns). XLA's depthwise convolution on CPU took longer than the whole smoke tower; a [H, H] and a [W, W] matmul
+    over crops of <= a few hundred pixels is a fraction of it. HIGHEST precision: the residual x - blur(x) is a small
+    difference of large values, which TPU's default bf16 matmul passes would swamp."""
+    hi = jax.lax.Precision.HIGHEST
+    bh = jnp.asarray(blur_matrix(x.shape[1], sigma), x.dtype)
+    bw = jnp.asarray(blur_matrix(x.shape[2], sigma), x.dtype)
+    y = jnp.einsum("ij,bjwc->biwc", bh, x, precision=hi)
+    return jnp.einsum("kw,bhwc->bhkc", bw, y, precision=hi)
 
 
 def apply_filter(x: jax.Array, name: str, *, sigma: float = 1.0, gain: float = 16.0) -> jax.Array:
