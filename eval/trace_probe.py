@@ -16,25 +16,12 @@ Measured (quickstart workdir, 108 training / 36 held-out renders of 12 zoo camer
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import pathlib
 import sys
 import time
 
 import numpy as np
-
-
-def _rgb(rec) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(rec["image"])) as im:
-        return np.asarray(im.convert("RGB"))
-
-
-def _tiles(rgb: np.ndarray, crop: int) -> np.ndarray:
-    ys, xs = range(0, rgb.shape[0] - crop + 1, crop), range(0, rgb.shape[1] - crop + 1, crop)
-    return np.stack([rgb[y:y + crop, x:x + crop] for y in ys for x in xs])
 
 
 def probe(train: list[dict], held_out: list[dict], image_filter: str, *, steps: int = 600, crop: int = 64,
@@ -44,6 +31,7 @@ def probe(train: list[dict], held_out: list[dict], image_filter: str, *, steps: 
     import optax
     from flax import nnx
 
+    from exif_jax.commands.quickstart_eval import _rgb, _tiles
     from exif_jax.models.filters import apply_filter
     from exif_jax.models.preprocess import normalize_images_np
     from exif_jax.models.resnet import ResNet50

@@ -82,23 +82,8 @@ digicam_cc0	Sony__SLT-A57___DSC8830.JPG
 LIST
 )
 
-export SHARED_DATA OUT CROP DRY_RUN SELECTION MULTI_OUT MULTI_CROP MULTI_CAMERAS MULTI_PER_CAMERA
-python3 - <<'PY'
-import csv, hashlib, os, pathlib, re, shlex, subprocess, sys
-
-shared = pathlib.Path(os.environ["SHARED_DATA"]).resolve()
-out = pathlib.Path(os.environ["OUT"])
-crop = int(os.environ["CROP"])
-dry = os.environ["DRY_RUN"] == "1"
-SOURCES = {  # folder -> (repository, commit, licence)
-    "metadata_extractor": ("https://github.com/drewnoakes/metadata-extractor-images",
-                           "4beba640487802442bc9931fb01274e908102d3a",
-                           'repository README: "You are free to use these media files however you wish."'),
-    "digicam_cc0": ("https://github.com/drewnoakes/digicam_corpus",
-                    "6385e5eacf2dd242ff71e5828ff56ed691bfdc77", "CC0-1.0"),
-}
-
-
+# Python helpers both parts below run (one copy): die(msg), jpeg_size(path) from the first SOFn marker.
+PY_HELPERS=$(cat <<'PY'
 def die(msg):
     sys.exit(f"make_quickstart_data.sh: {msg}")
 
@@ -120,6 +105,26 @@ def jpeg_size(path):
             return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
         i += 2 + seg
     die(f"{path}: no SOF marker, not a JPEG")
+PY
+)
+export SHARED_DATA OUT CROP DRY_RUN SELECTION MULTI_OUT MULTI_CROP MULTI_CAMERAS MULTI_PER_CAMERA PY_HELPERS
+python3 - <<'PY'
+import csv, hashlib, os, pathlib, re, shlex, subprocess, sys
+
+shared = pathlib.Path(os.environ["SHARED_DATA"]).resolve()
+out = pathlib.Path(os.environ["OUT"])
+crop = int(os.environ["CROP"])
+dry = os.environ["DRY_RUN"] == "1"
+SOURCES = {  # folder -> (repository, commit, licence)
+    "metadata_extractor": ("https://github.com/drewnoakes/metadata-extractor-images",
+                           "4beba640487802442bc9931fb01274e908102d3a",
+                           'repository README: "You are free to use these media files however you wish."'),
+    "digicam_cc0": ("https://github.com/drewnoakes/digicam_corpus",
+                    "6385e5eacf2dd242ff71e5828ff56ed691bfdc77", "CC0-1.0"),
+}
+
+
+exec(os.environ["PY_HELPERS"])  # die(), jpeg_size()
 
 
 rows = []
@@ -193,6 +198,7 @@ crop, per = int(os.environ["MULTI_CROP"]), int(os.environ["MULTI_PER_CAMERA"])
 cameras = os.environ["MULTI_CAMERAS"].split("|")
 dry = os.environ["DRY_RUN"] == "1"
 REPO, COMMIT = "https://github.com/drewnoakes/digicam_corpus", "6385e5eacf2dd242ff71e5828ff56ed691bfdc77"
+exec(os.environ["PY_HELPERS"])  # die(), jpeg_size()
 if not (shared / "manifest.tsv").is_file():
     sys.exit(f"make_quickstart_data.sh: {shared}/manifest.tsv not found")
 rows = list(csv.DictReader(open(shared / "manifest.tsv", encoding="utf-8"), delimiter="\t"))
@@ -205,23 +211,6 @@ for cam in cameras:
     picked += files
 
 
-def jpeg_size(path):
-    """(width, height) from the first SOFn marker."""
-    data = path.read_bytes()
-    i = 2
-    while i < len(data) - 9:
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 2 if marker != 0xFF else 1
-            continue
-        seg = int.from_bytes(data[i + 2:i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
-        i += 2 + seg
-    sys.exit(f"make_quickstart_data.sh: {path}: no SOF marker, not a JPEG")
 
 
 if dry:

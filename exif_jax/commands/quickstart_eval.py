@@ -15,6 +15,16 @@ import shutil
 import numpy as np
 
 
+def _rgb(rec: dict) -> np.ndarray:
+    """uint8 RGB of a record's JPEG bytes."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(rec["image"])) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def _tiles(rgb: np.ndarray, crop: int) -> np.ndarray:
     h, w = rgb.shape[:2]
     ys = range(0, h - crop + 1, crop)
@@ -30,15 +40,7 @@ def camera_id(models: dict, train: list[dict], held_out: list[dict], crop: int) 
     """`models`: label -> ExifModel. Records: {"image": jpeg bytes, "exif_text", "model" (camera Model), "group"}.
 
     Returns {group: {label: {"top1", "n", "classes", "chance"}}} for each group ("real", "sim") and "all"."""
-    import io
-
-    from PIL import Image
-
-    def rgb(rec):
-        with Image.open(io.BytesIO(rec["image"])) as im:
-            return np.asarray(im.convert("RGB"))
-
-    tiles = [_tiles(rgb(r), crop) for r in held_out]
+    tiles = [_tiles(_rgb(r), crop) for r in held_out]
     out: dict = {}
     groups = sorted({r["group"] for r in held_out}) + ["all"]
     for label, model in models.items():

@@ -157,7 +157,7 @@ def _tower_name(model_cfg) -> str:
     from exif_jax.models.resnet import is_resnet50_layout, resnet_layout
 
     filt = model_cfg.get("image_filter", "none")
-    seen = "" if filt == "none" else f", seeing the {filt} residual of each crop (`model.image_filter`, docs/TRACES.md)"
+    seen = "" if filt == "none" else f", seeing each crop through the `{filt}` input filter (docs/TRACES.md)"
     if model_cfg.image_tower == "resnet50" and not is_resnet50_layout(model_cfg.resnet):
         width, stages = resnet_layout(model_cfg.resnet)
         return f"`resnet50` narrowed to width {width}, stages {'-'.join(map(str, stages))}{seen}"
