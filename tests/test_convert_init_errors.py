@@ -93,3 +93,13 @@ def test_original_layout_refuses_a_narrowed_resnet(tmp_path):
     with pytest.raises(ConversionError, match="original .pth layout holds only ResNet-50"):
         export_original(build_model(cfg, nnx.Rngs(0)), cfg, tmp_path / "narrow.pth")
     assert not (tmp_path / "narrow.pth").exists()
+
+
+def test_original_layout_refuses_an_input_filter(tmp_path):
+    """A full ResNet-50 that sees the high-pass residual would load into the original EXIFNet, which feeds it RGB."""
+    from exif_jax.convert import export_original
+
+    cfg = tiny_model_config("resnet50", image_filter="highpass")  # the full ResNet-50 layout
+    with pytest.raises(ConversionError, match="image_filter='highpass'"):
+        export_original(build_model(cfg, nnx.Rngs(0)), cfg, tmp_path / "hp.pth")
+    assert not (tmp_path / "hp.pth").exists()
