@@ -155,10 +155,6 @@ def read_safetensors(path):
 def _check_original_exportable(cfg):
     from exif_jax.models.resnet import is_resnet50_layout
 
-    filt = cfg.get("image_filter", "none")
-    if filt != "none":  # the original EXIFNet feeds RGB to its tower: these weights would see the wrong input
-        raise ConversionError(f"the original .pth layout has no input filter, and this model's image tower sees "
-                              f"its crops through image_filter={filt!r}; use --format safetensors or hf for it")
     if (cfg.image_tower != "resnet50" or not is_resnet50_layout(cfg.get("resnet", {})) or cfg.image_projection
             or cfg.text_projection or cfg.loss != "clip"):
         r = cfg.get("resnet", {}) or {}
@@ -168,6 +164,10 @@ def _check_original_exportable(cfg):
                               f"(CLIP loss), and this model has {what}"
                               f"{', projections' if cfg.image_projection or cfg.text_projection else ''}; use "
                               "--format safetensors or hf for it")
+    filt = cfg.get("image_filter", "none")
+    if filt != "none":  # the original EXIFNet feeds RGB to its tower: these weights would see the wrong input
+        raise ConversionError(f"the original .pth layout has no input filter, and this model's image tower sees "
+                              f"its crops through image_filter={filt!r}; use --format safetensors or hf for it")
 
 
 def export_original(model, cfg, path) -> pathlib.Path:
