@@ -21,6 +21,9 @@ same-content splices are not among the ablated metrics and cost most of the eval
 | `seed_1` | training seed | the baseline with another initialisation and data order (`seed=1`): how far two runs of
   one setting differ |
 | `crop_96_seed_1` | crop size | `crop_96` with seed 1: does the crop's gain hold at another seed |
+| `highpass` | input filter | the high-pass residual input (`filter=highpass`, docs/TRACES.md) |
+| `rgb_highpass` | input filter | RGB plus the amplified residual (`filter=rgb+highpass`) |
+| `rgb_highpass_seed_1` | input filter | `rgb_highpass` with seed 1 |
 
 The data are ingested and split once (`DIR/prepared/data`); every variant's `DIR/runs/NAME/data` links to it, so
 all variants train on the same split and are scored on the same held-out photos. `photos_2` links to
@@ -75,6 +78,8 @@ VARIANTS = (
     Variant("highpass", "input filter", "high-pass residual input (the configs' default now)",
             config_arg="filter=highpass"),
     Variant("rgb_highpass", "input filter", "RGB plus the amplified residual", config_arg="filter=rgb+highpass"),
+    Variant("rgb_highpass_seed_1", "input filter", "RGB plus the amplified residual, seed 1",
+            config_arg="filter=rgb+highpass,seed=1"),
 )
 
 # (column, path into an eval.learning result, chance: a number or a path into the trained result)

@@ -117,6 +117,7 @@ def test_grid_runs_every_variant_alike_but_for_its_factor_and_reports_each_numbe
     assert by["width_24"]["config_arg"] == "filter=none,width=24"
     assert by["baseline"]["config_arg"] == by["steps_half"]["config_arg"] == "filter=none"
     assert by["highpass"]["config_arg"] == "filter=highpass"
+    assert by["rgb_highpass_seed_1"]["config_arg"] == "filter=rgb+highpass,seed=1"
     assert len({tuple(c["eval"]) for c in calls}) == 1  # every variant is scored on the same held-out photos
     n_train = len(learning._read_split(root / "prepared" / "data", "train"))
     assert by["photos_2"]["train"] == 2 * len(CAMERAS) < n_train and by["photos_1"]["train"] == len(CAMERAS)
