@@ -351,6 +351,34 @@ def pair_auc(feats, pairs) -> float:
     return float(roc_auc_score(pairs[:, 4], cos))
 
 
+REGION_BANDS = ((0.0, 0.1), (0.1, 0.2), (0.2, 1.0))  # pasted fraction of the image; the last band includes 1.0
+
+
+def detection_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
+    """Where detection fails: the detection ROC AUC (sklearn) of each band of pasted-region size against ALL the
+    authentic images. `records`: dicts with `name` (image file name), `label` (1 spliced) and `score` (the
+    evaluator's per-image rows, `per_image.jsonl`); `manifest`: the splice set's `manifest.jsonl` (its
+    `spliced_fraction`). A band without spliced images, or a set without authentic ones, gives no row."""
+    from sklearn.metrics import roc_auc_score
+
+    frac = {}
+    for line in pathlib.Path(manifest).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            frac[rec["id"]] = rec.get("spliced_fraction")
+    authentic = [float(r["score"]) for r in records if r.get("label") == 0]
+    spliced = [(frac.get(pathlib.Path(r["name"]).stem), float(r["score"])) for r in records if r.get("label") == 1]
+    rows = []
+    for i, (lo, hi) in enumerate(bands):
+        last = i == len(bands) - 1
+        scores = [sc for f, sc in spliced if f is not None and lo <= f and (f < hi or (last and f <= hi))]
+        if scores and authentic:
+            y = [0] * len(authentic) + [1] * len(scores)
+            rows.append({"band": [lo, hi], "spliced": len(scores), "authentic": len(authentic),
+                         "det_auc": float(roc_auc_score(y, authentic + scores))})
+    return rows
+
+
 SIM_TAGS = ("Model", "Make", "ISO Speed Ratings", "Sharpness", "Contrast", "Saturation", "White Balance",
             "Software", "Exif Image Width")
 
@@ -492,7 +520,8 @@ class Evaluation:
                 continue
             ev = splice.evaluate(datasets.get_dataset("folder", root), embed, self.out / "heatmaps" / key / name,
                                  seed=self.seed, log=lambda m: None, patch=self.crop, num_per_dim=self.num_per_dim)
-            res[key] = {"model": ev["model"], "random_map": ev["random"], "skipped": len(ev["skipped"])}
+            res[key] = {"model": ev["model"], "random_map": ev["random"], "skipped": len(ev["skipped"]),
+                        "det_auc_by_region": detection_by_region(ev["records"], root / "manifest.jsonl")}
         if self.zoo_crops:
             zoo_photo = np.stack([_norm(f).mean(0) for f in (embed(c) for c in self.zoo_crops)])
             res["per_tag_zero_shot"] = per_tag_zero_shot(zoo_photo, self.zoo_items, model.encode_texts)
@@ -578,6 +607,22 @@ def write_report(out: pathlib.Path, result: dict) -> None:
             u = ((ctrl or {}).get("per_tag_zero_shot") or {}).get(tag, {}).get("accuracy")
             lines.append(f"| {tag} | {r['values']} | {_f(r['accuracy'])} | {_f(u)} | "
                          f"{_f(None if u is None else r['accuracy'] - u, True)} | {_f(r['chance'])} |")
+    bands = [(key, name) for key, name in (("cross_camera_splices", "cross-camera"),
+                                           ("same_content_splices", "same-content zoo"),
+                                           ("same_content_edits", "same-content edits"))
+             if (result["trained"].get(key) or {}).get("det_auc_by_region")]
+    if bands:
+        lines += ["", "Detection AUC by the pasted region's share of the image (each band's splices against all the "
+                  "authentic images of the set):", "",
+                  f"| splices | region | spliced / authentic | {result['trained']['label']} | untrained |",
+                  "|---|---|---|---|---|"]
+        for key, name in bands:
+            ctrl_rows = ((ctrl or {}).get(key) or {}).get("det_auc_by_region") or []
+            by_band = {tuple(r["band"]): r["det_auc"] for r in ctrl_rows}
+            for r in result["trained"][key]["det_auc_by_region"]:
+                lo, hi = r["band"]
+                lines.append(f"| {name} | {lo:.0%}-{hi:.0%} | {r['spliced']} / {r['authentic']} | "
+                             f"{_f(r['det_auc'])} | {_f(by_band.get(tuple(r['band'])))} |")
     cam = result["trained"]["camera"]
     lines += ["", f"Camera identification: {cam['photos']} held-out photos of {cam['cameras']} cameras; each "
               "camera's text is the mean embedding of its training photos' EXIF texts. Pairs: "

@@ -192,3 +192,24 @@ def test_per_tag_zero_shot_swaps_one_tag_value_at_a_time():
     assert res["ISO Speed Ratings"]["accuracy"] == 1.0 and res["ISO Speed Ratings"]["values"] == 2
     other = encode([f"unrelated {i}" for i in range(6)])
     assert learning.per_tag_zero_shot(other, photos, encode)["Model"]["accuracy"] < 1.0
+
+
+def test_detection_by_region_scores_each_band_against_all_authentic_images(tmp_path):
+    # Hand-counted AUCs (fraction of (authentic, spliced) pairs where the spliced image scores higher).
+    manifest = tmp_path / "manifest.jsonl"
+    fractions = {"s0": 0.05, "s1": 0.09, "s2": 0.15, "s3": 0.5, "s4": 1.0, "s5": None}
+    manifest.write_text("".join(json.dumps({"id": k, "label": 1, **({"spliced_fraction": f} if f else {})}) + "\n"
+                                for k, f in fractions.items()) + json.dumps({"id": "a0", "label": 0}) + "\n")
+    records = [{"name": "a0.png", "label": 0, "score": 0.1}, {"name": "a1.png", "label": 0, "score": 0.2},
+               {"name": "s0.png", "label": 1, "score": 0.05}, {"name": "s1.png", "label": 1, "score": 0.15},
+               {"name": "s2.png", "label": 1, "score": 0.3}, {"name": "s3.png", "label": 1, "score": 0.25},
+               {"name": "s4.png", "label": 1, "score": 0.15}, {"name": "s5.png", "label": 1, "score": 9.0},
+               {"name": "u.png", "label": None, "score": 9.0}]
+    rows = learning.detection_by_region(records, manifest)
+    # s5 has no fraction and u no label: both left out; 1.0 falls in the last band
+    assert [(r["band"], r["spliced"], r["authentic"]) for r in rows] == [
+        ([0.0, 0.1], 2, 2), ([0.1, 0.2], 1, 2), ([0.2, 1.0], 2, 2)]
+    assert [r["det_auc"] for r in rows] == pytest.approx([1 / 4, 1.0, 3 / 4])
+    assert learning.detection_by_region([r for r in records if r["label"] != 0], manifest) == []
+    only_small = [r for r in records if r["name"] in ("a0.png", "s0.png")]
+    assert [r["band"] for r in learning.detection_by_region(only_small, manifest)] == [[0.0, 0.1]]
