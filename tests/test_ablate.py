@@ -193,7 +193,8 @@ def test_variant_config_args_reach_the_real_cameras_config():
         changed = {k for k, x in knobs(c).items() if x != knobs(base)[k]}
         expected = {"filter=none": set(), "filter=none,crop=96": {"image_size"}, "filter=none,width=24": {"width"},
                     "filter=none,seed=1": {"seed"}, "filter=none,crop=96,seed=1": {"image_size", "seed"},
-                    "filter=highpass": {"filter"}, "filter=rgb+highpass": {"filter"}}[v.config_arg]
+                    "filter=highpass": {"filter"}, "filter=rgb+highpass": {"filter"},
+                    "filter=rgb+highpass,seed=1": {"filter", "seed"}}[v.config_arg]
         assert changed == expected, (v.name, changed)
     assert real_cameras.get_config("crop=96").model.image_size == 96
 
