@@ -18,14 +18,15 @@ Model: the smoke tower (torchvision ResNet layout, 16 stem channels, one bottlen
 resizes), 16 crops per decoded photo (decoding the 24 MP natural photos dominates otherwise), each in a different
 batch. Held-out eval: 8 crops of every held-out photo.
 
-Expect (2 CPU cores shared with other jobs, load 2.8-3.5; `--minutes 12`: 2,081 steps, ~2.6 steps/s at batch 32,
-loss 3.60 -> 1.55; no simulated zoo), on 76 held-out photos of the 41 cameras with photos on both sides, trained /
-untrained control / chance: camera top-1 0.592 / 0.013 / 0.024 (whole photo), 0.355 / 0.012 / 0.024 (one patch);
-patch-pair same-camera AUC 0.797 / 0.564; cross-camera splices p-mAP 0.685 / 0.378 (random map 0.179), detection
-AUC 0.881 / 0.568; same-content zoo splices of held-out natural photos p-mAP 0.291 / 0.231. The README's "Learning
-on real camera traces" has the full table. Args: `steps=N`, `crop=N`, `width=N` (ResNet stem channels),
-`crops=N` (crops per decoded photo), `batch=N`, `filter=highpass|none`, `seed=N` (init and data order), `runlocal`
-(30 steps, tests).
+Expect (`eval.learning --real`, 30 min on 2 CPU cores with nothing else running: 7,133 steps of batch 32, loss
+3.50 -> 1.32, with the simulated zoo), on 76 held-out photos of the 41 cameras with photos on both sides, trained /
+untrained control / chance: camera top-1 0.329 / 0.013 / 0.024 (whole photo), 0.215 / 0.011 / 0.024 (one patch);
+patch-pair same-camera AUC 0.872 / 0.613; cross-camera splices p-mAP 0.756 / 0.408 (random map 0.179), detection
+AUC 0.920 / 0.747; same-content zoo splices of held-out natural photos p-mAP 0.676 / 0.311. With `filter=none`
+(RGB; `--minutes 12`, no zoo, 2,081 steps under load) top-1 is 0.592 / 0.013 but pair AUC 0.797 / 0.564 and
+same-content p-mAP 0.291 / 0.231. The README's "Learning on real camera traces" has the full
+table. Args: `steps=N`, `crop=N`, `width=N` (ResNet stem channels), `crops=N` (crops per decoded photo), `batch=N`,
+`filter=highpass|rgb+highpass|none`, `seed=N` (init and data order), `runlocal` (30 steps, tests).
 """
 from configs import common
 
