@@ -186,16 +186,13 @@ def _link(path: pathlib.Path, target: pathlib.Path) -> None:
 # ------------------------------------------------------------------------------------------------------ grid
 
 
-def _get(d, path):
-    return learning._get(d, path)
-
-
 def summarize(variant: Variant, steps: int, result: dict) -> dict:
     """One row of the grid: each metric's trained / untrained / chance from an eval.learning result."""
     metrics = {}
     for col, path, chance in METRICS:
-        c = chance if isinstance(chance, float) else _get(result.get("trained"), chance)
-        metrics[col] = {"trained": _get(result.get("trained"), path), "untrained": _get(result.get("untrained"), path),
+        c = chance if isinstance(chance, float) else learning._get(result.get("trained"), chance)
+        metrics[col] = {"trained": learning._get(result.get("trained"), path),
+                        "untrained": learning._get(result.get("untrained"), path),
                         "chance": c}
     t = result.get("train", {})
     return {"name": variant.name, "factor": variant.factor, "value": variant.value, "steps": steps,

@@ -351,6 +351,8 @@ def pair_auc(feats, pairs) -> float:
     return float(roc_auc_score(pairs[:, 4], cos))
 
 
+SPLICE_SETS = (("cross_camera_splices", "cross-camera"), ("same_content_splices", "same-content zoo"),
+               ("same_content_edits", "same-content edits"))  # result key, report name
 REGION_BANDS = ((0.0, 0.1), (0.1, 0.2), (0.2, 1.0))  # pasted fraction of the image; the last band includes 1.0
 
 
@@ -514,8 +516,8 @@ class Evaluation:
             res["probe"] = {k: pr[k] for k in ("accuracy", "patch_accuracy", "chance", "test_items")}
         except ValueError as e:
             res["probe"] = {"error": str(e)}
-        for key, root in (("cross_camera_splices", self.splice_root), ("same_content_splices", self.same_content_root),
-                          ("same_content_edits", self.same_content_edits_root)):
+        roots = (self.splice_root, self.same_content_root, self.same_content_edits_root)
+        for (key, _), root in zip(SPLICE_SETS, roots):
             if root is None:
                 continue
             ev = splice.evaluate(datasets.get_dataset("folder", root), embed, self.out / "heatmaps" / key / name,
@@ -607,10 +609,7 @@ def write_report(out: pathlib.Path, result: dict) -> None:
             u = ((ctrl or {}).get("per_tag_zero_shot") or {}).get(tag, {}).get("accuracy")
             lines.append(f"| {tag} | {r['values']} | {_f(r['accuracy'])} | {_f(u)} | "
                          f"{_f(None if u is None else r['accuracy'] - u, True)} | {_f(r['chance'])} |")
-    bands = [(key, name) for key, name in (("cross_camera_splices", "cross-camera"),
-                                           ("same_content_splices", "same-content zoo"),
-                                           ("same_content_edits", "same-content edits"))
-             if (result["trained"].get(key) or {}).get("det_auc_by_region")]
+    bands = [(key, name) for key, name in SPLICE_SETS if (result["trained"].get(key) or {}).get("det_auc_by_region")]
     if bands:
         lines += ["", "Detection AUC by the pasted region's share of the image (each band's splices against all the "
                   "authentic images of the set):", "",

@@ -213,3 +213,26 @@ def test_detection_by_region_scores_each_band_against_all_authentic_images(tmp_p
     assert learning.detection_by_region([r for r in records if r["label"] != 0], manifest) == []
     only_small = [r for r in records if r["name"] in ("a0.png", "s0.png")]
     assert [r["band"] for r in learning.detection_by_region(only_small, manifest)] == [[0.0, 0.1]]
+
+
+def test_report_gives_each_region_band_beside_the_untrained_control(tmp_path):
+    def bands(aucs):
+        return [{"band": list(b), "spliced": 3, "authentic": 2, "det_auc": a}
+                for b, a in zip(learning.REGION_BANDS, aucs)]
+
+    def scores(label, aucs):
+        return {"label": label, "camera": {"photos": 4, "cameras": 2},
+                "same_content_splices": {"det_auc_by_region": bands(aucs)}}
+
+    result = {"real": True, "data": {"photos": 8, "cameras": 2, "train": 4, "eval": 4, "eval_seen_camera": 4,
+                                     "eval_natural": 0},
+              "train": {"steps": 10, "seconds": 60.0, "first_loss": 3.0, "last_loss": 2.0},
+              "load_before": "0.1", "load_after": "0.2", "table": [], "pairs": 10, "splices_dir": None,
+              "trained": scores("real_cameras step 10", [0.125, 0.5, 0.875]),
+              "untrained": scores("untrained (seed 0)", [0.25, 0.375, 0.625])}
+    learning.write_report(tmp_path, result)
+    md = (tmp_path / "results.md").read_text()
+    assert "| same-content zoo | 0%-10% | 3 / 2 | 0.125 | 0.250 |" in md
+    assert "| same-content zoo | 10%-20% | 3 / 2 | 0.500 | 0.375 |" in md
+    assert "| same-content zoo | 20%-100% | 3 / 2 | 0.875 | 0.625 |" in md
+    assert "cross-camera" not in md.split("Detection AUC by")[1].split("Camera identification")[0]
