@@ -506,8 +506,12 @@ class Evaluation:
         both = set(self.eval_cams)
         cand = [i for i, c in enumerate(self.train_cams) if c in both]
         text_emb = model.encode_texts([self.train_recs[i]["exif_text"] for i in cand])
+        cand_cams = [self.train_cams[i] for i in cand]
         res = {"label": model.label,
-               "camera": camera_id(eval_feats, self.eval_cams, text_emb, [self.train_cams[i] for i in cand]),
+               "camera": camera_id(eval_feats, self.eval_cams, text_emb, cand_cams),
+               # The same ranking on the training photos themselves: how far training has fitted the cameras it
+               # saw (near the held-out value: more training pays; far above it: more photos would).
+               "camera_training_photos": camera_id([train_feats[i] for i in cand], cand_cams, text_emb, cand_cams),
                "pair_auc": pair_auc(eval_feats, self.pairs),
                "pair_auc_cross_photo": pair_auc(eval_feats, self.pairs_cross)}
         try:
@@ -541,6 +545,8 @@ ROWS = [  # (section, path into a result, what chance is)
     ("camera top-5, whole photo", ("camera", "photo_top5"), ("camera", "chance_top5")),
     ("camera top-1, one patch", ("camera", "patch_top1"), ("camera", "chance_top1")),
     ("camera top-5, one patch", ("camera", "patch_top5"), ("camera", "chance_top5")),
+    ("camera top-1, whole photo, training photos (fit)", ("camera_training_photos", "photo_top1"),
+     ("camera_training_photos", "chance_top1")),
     ("patch-pair same-camera AUC", ("pair_auc",), 0.5),
     ("patch-pair AUC, same camera = different photos", ("pair_auc_cross_photo",), 0.5),
     ("linear probe (camera), photo accuracy", ("probe", "accuracy"), ("probe", "chance")),
@@ -624,7 +630,8 @@ def write_report(out: pathlib.Path, result: dict) -> None:
                              f"{_f(r['det_auc'])} | {_f(by_band.get(tuple(r['band'])))} |")
     cam = result["trained"]["camera"]
     lines += ["", f"Camera identification: {cam['photos']} held-out photos of {cam['cameras']} cameras; each "
-              "camera's text is the mean embedding of its training photos' EXIF texts. Pairs: "
+              "camera's text is the mean embedding of its training photos' EXIF texts (the fit row ranks those training "
+              "photos themselves). Pairs: "
               f"{result['pairs']} balanced crop pairs of held-out photos. Splices: "
               f"{result.get('splices_dir', '-')}; heatmaps in `heatmaps/`."]
     if result.get("notes"):

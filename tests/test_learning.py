@@ -150,6 +150,31 @@ def test_short_training_beats_untrained_controls_on_held_out_pair_auc(short_run)
 MARGIN = 0.05
 
 
+def test_score_ranks_training_photos_against_their_own_cameras_texts(short_run):
+    """The fit row: the camera ranking on the training photos (of the cameras with held-out photos), recomputed
+    here with explicit loops from the same crops and texts."""
+    import exif_jax
+    from exif_jax.splice.embed import model_embed_fn
+
+    model = exif_jax.load(str(short_run / "train"))
+    ev = learning.Evaluation(short_run, short_run / "data", crop=int(model.config.image_size), crops=2, pairs=20,
+                             splices=0, transfer=False, log=lambda m: None)
+    res = ev.score(model, "trained")
+    cand = [i for i, c in enumerate(ev.train_cams) if c in set(ev.eval_cams)]
+    embed = model_embed_fn(model, 64)
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+    texts = unit(np.asarray(model.encode_texts([ev.train_recs[i]["exif_text"] for i in cand]), np.float64))
+    cams = [ev.train_cams[i] for i in cand]
+    classes = sorted(set(cams))
+    protos = unit(np.stack([texts[[c == k for c in cams]].mean(0) for k in classes]))
+    hits = [classes[int(np.argmax(unit(unit(np.asarray(embed(ev.train_crops[i]), np.float64)).mean(0)) @ protos.T))]
+            == ev.train_cams[i] for i in cand]
+    fit = res["camera_training_photos"]
+    assert fit["photos"] == len(cand) and fit["cameras"] == len(classes)
+    assert fit["photo_top1"] == pytest.approx(np.mean(hits))
+    assert any(r["metric"].endswith("training photos (fit)") for r in learning.table_rows(res, None))
+
+
 def test_probe_reports_the_untrained_control_and_margin(short_run, shared_data, tmp_path):
     folder = tmp_path / "two"
     folder.mkdir()
