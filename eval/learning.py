@@ -61,6 +61,8 @@ ZOO_PER_PHOTO = {True: 2, False: 4}
 def default_zoo(real: bool) -> int:
     """Zoo renders per natural photo when --zoo is not given: ZOO_PER_PHOTO, or 0 without the simulator."""
     return ZOO_PER_PHOTO[bool(real)] if _have_simulator() else 0
+
+
 CALIBRATION_STEPS = 10
 
 
@@ -519,7 +521,7 @@ class Evaluation:
         res = {"label": model.label,
                "camera": camera_id(eval_feats, self.eval_cams, text_emb, cand_cams),
                # The same ranking on the training photos themselves: how far training has fitted the cameras it
-               # saw (near the held-out value: more training pays; far above it: more photos would).
+               # saw (low: it underfits and more training pays; high while held-out is low: more photos would).
                "camera_training_photos": camera_id([train_feats[i] for i in cand], cand_cams, text_emb, cand_cams),
                "pair_auc": pair_auc(eval_feats, self.pairs),
                "pair_auc_cross_photo": pair_auc(eval_feats, self.pairs_cross)}
