@@ -23,9 +23,9 @@ Expect (`eval.learning --real`, 30 min on 2 CPU cores: 7,133 steps of batch 32 i
 on both sides, trained / untrained control / chance: camera top-1 0.355 / 0.013 / 0.024 (whole photo), 0.264 / 0.011 /
 0.024 (one patch); patch-pair same-camera AUC 0.873 / 0.613; cross-camera splices p-mAP 0.778 / 0.408 (random map
 0.179), detection AUC 0.964 / 0.747; same-content zoo splices of held-out natural photos p-mAP 0.682 / 0.311. Seed 1
-(`--config-arg seed=1`) gives 0.316, 0.237, 0.870, 0.786, 0.940, 0.663. With 4 zoo cameras per photo (`--zoo 4`)
-the same two seeds score lower, seed for seed, on every real-camera row (top-1 0.329 and 0.184; pair AUC by 0.001
-and 0.021). With
+(`--config-arg seed=1`) gives 0.316, 0.237, 0.870, 0.786, 0.940, 0.663 (same untrained control). With 4 zoo
+cameras per photo (`--zoo 4`) the same two seeds score lower, seed for seed, on every real-camera row (top-1 0.329
+and 0.184 against the same 0.013; pair AUC by 0.001 and 0.021). With
 `filter=none` (RGB; `--minutes 12`, no zoo, 2,081 steps under load) top-1 is 0.592 / 0.013 but pair AUC 0.797 / 0.564
 and same-content p-mAP 0.291 / 0.231. The README's "Learning on real camera traces" has the full
 table. Args: `steps=N`, `crop=N`, `width=N` (ResNet stem channels), `crops=N` (crops per decoded photo), `batch=N`,

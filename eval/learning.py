@@ -55,12 +55,9 @@ ALL_PHOTOS = (*REAL_PHOTOS, SHARED / "photos_dev" / "exif_samples_small")
 # Zoo renders per natural photo. With --real, 2 beat 4 on every real-camera row at two seeds each (30-minute runs,
 # docs/LEARNING.md): fewer renders leave real cameras a larger share of the crops (60% instead of 42%) while the
 # transfer margin stays above +0.35. The all-photos benchmark keeps the 4 it was measured with.
-ZOO_PER_PHOTO = {True: 2, False: 4}
-
-
 def default_zoo(real: bool) -> int:
-    """Zoo renders per natural photo when --zoo is not given: ZOO_PER_PHOTO, or 0 without the simulator."""
-    return ZOO_PER_PHOTO[bool(real)] if _have_simulator() else 0
+    """Zoo renders per natural photo when --zoo is not given (0 without the simulator)."""
+    return (2 if real else 4) if _have_simulator() else 0
 
 
 CALIBRATION_STEPS = 10
