@@ -28,14 +28,17 @@ class ExifModel:
     """Inference wrapper around an `ExifClip`; `.model` (the NNX module) and `.config` (its model config)."""
 
     def __init__(self, model, config, *, batch_size: int = 64, tokenizer=None, max_text_len: int | None = None,
-                 step: int | None = None, name: str = "", weights: str = ""):
+                 step: int | None = None, name: str = "", weights: str = "", trained_text_len: int | None = None):
         self.model = model
         self.config = config
         self.step = step  # checkpoint step for a trainer workdir, else None
         self.name = name  # config name ("smoke") when known, else "" (see `label`)
         self.weights = str(weights)
         self.batch_size = int(batch_size)
-        self.max_text_len = max_text_len
+        self.max_text_len = max_text_len  # fixed token length of every text batch (None: see `_text_len`)
+        # The token length the text tower was trained at (a trainer workdir records it): texts are cut there, as
+        # the training batches were, instead of reaching position embeddings that training never updated.
+        self.trained_text_len = trained_text_len
         self._tokenizer = tokenizer
         graphdef, state = nnx.split(model)
         self._state = state
@@ -108,9 +111,21 @@ class ExifModel:
         texts = list(texts)
         out = []
         for s, e in self._batches(len(texts)):
-            enc = self.tokenizer.encode(texts[s:e], max_len=self.max_text_len)
+            enc = self.tokenizer.encode(texts[s:e], max_len=self._text_len(texts[s:e]))
             out.append(self.encode_tokens(enc["input_ids"], enc["attention_mask"]))
         return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
+
+    def _text_len(self, texts) -> int | None:
+        """`max_text_len` if set; else the shortest bucket that fits the longest text (short prompts stay cheap),
+        at most `trained_text_len`."""
+        if self.max_text_len:
+            return int(self.max_text_len)
+        if not self.trained_text_len:
+            return None
+        from exif_jax.text import bucket_for
+
+        longest = int(self.tokenizer.token_lengths(texts).max(initial=2))
+        return min(bucket_for(longest, self.tokenizer.buckets), int(self.trained_text_len))
 
     def logit_scale(self) -> float:
         return float(self.model.logit_scale())
@@ -153,7 +168,7 @@ class ExifModel:
         model = build_model(self.config, nnx.Rngs(int(seed)))
         return ExifModel(model, self.config, batch_size=self.batch_size, tokenizer=self._tokenizer,
                          max_text_len=self.max_text_len, step=None, name=f"untrained (seed {int(seed)})",
-                         weights="")
+                         weights="", trained_text_len=self.trained_text_len)
 
 
 def describe_architecture(model_cfg) -> str:
@@ -220,4 +235,4 @@ def load(weights, *, batch_size: int = 64, max_text_len: int | None = None, step
     info: dict = {}
     cfg, model = load_model(weights, step=step, info=info, **overrides)
     return ExifModel(model, cfg, batch_size=batch_size, max_text_len=max_text_len, step=info.get("step"),
-                     name=info.get("name", ""), weights=str(weights))
+                     name=info.get("name", ""), weights=str(weights), trained_text_len=info.get("text_len"))

@@ -107,6 +107,14 @@ def test_kill9_then_restart_equals_uninterrupted(dataset, tmp_path):
     loaded = exif_jax.load(str(ref_dir))
     emb = loaded.encode_texts(["Make: Canon, Model: Canon EOS 20D"])
     assert emb.shape == (1, int(cfg_a.embed_dim)) and np.isfinite(emb).all()
+    # It trained on 32-token batches: a longer text is cut at 32 tokens, as its training texts were, not encoded
+    # through position embeddings training never reached (reference: the tokenizer's own cut at 32).
+    long_text = ", ".join(f"Tag {i}: value {i}" for i in range(40))
+    assert loaded.trained_text_len == 32 and len(loaded.tokenizer.encode([long_text])["input_ids"][0]) > 32
+    ref = loaded.tokenizer.encode([long_text], max_len=32)
+    np.testing.assert_allclose(loaded.encode_texts([long_text]),
+                               loaded.encode_tokens(ref["input_ids"], ref["attention_mask"]), rtol=1e-5, atol=1e-6)
+    assert loaded.untrained(0).trained_text_len == 32
     # `model.init_from` (start a new run from trained weights) copies them into a fresh train state
     import jax
 

@@ -315,13 +315,28 @@ def _stderr(msg: str) -> None:
     print(f"exif-jax: {msg}", file=sys.stderr, flush=True)
 
 
+def _trained_text_len(cfg) -> int | None:
+    """The fixed token length of the training batches (`exif_jax.train.step.text_len`), or None when neither the
+    config nor a reachable dataset_info.json says (step.text_len's fallback of 64 is a guess, not a record)."""
+    if int(cfg.data.get("max_text_len", 0) or 0) > 0:
+        return int(cfg.data.max_text_len)
+    try:
+        from exif_jax.data.pipeline import load_dataset_info
+
+        info = load_dataset_info(str(cfg.data.path)) if str(cfg.data.get("path", "")) else None
+    except (ImportError, ValueError, OSError):
+        info = None
+    return int(info["text_len"]) if info and info.get("text_len") else None
+
+
 def restore_model(workdir, step: int | None = None, build_model=None, info: dict | None = None,
                   log: Callable[[str], None] | None = _stderr):
     """`(model_cfg, ExifClip)` from a trainer workdir's latest (or given) checkpoint, on the first local device.
 
     Used by `exif_jax.load(workdir)`. Optimizer moments are read and dropped. A damaged newest step is skipped
     (saying so through `log`) for the newest good one; with `step` only that step is tried. `info` (a dict), when given, receives
-    `step` (the restored step) and `name` (the config's `config_name`, when the workdir recorded one).
+    `step` (the restored step), `name` (the config's `config_name`, when the workdir recorded one) and `text_len`
+    (the token length its text batches had, when the workdir's config or dataset says; else None).
     """
     from exif_jax.train import mesh as mesh_lib, state as state_lib
 
@@ -342,7 +357,7 @@ def restore_model(workdir, step: int | None = None, build_model=None, info: dict
 
         model, _ = nnx.merge(spec.graphdef, state)
         if info is not None:
-            info.update(step=int(step), name=str(config.get("config_name", "") or ""))
+            info.update(step=int(step), name=str(config.get("config_name", "") or ""), text_len=_trained_text_len(cfg))
         return cfg.model, model
     finally:
         ckpt.close()
