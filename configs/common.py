@@ -77,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.shuffle_window = 512
     c.data.cycle_length = 16
     c.data.crops_per_image = 1
+    c.data.views = 1  # crops of one photo per example, sharing one text-tower pass (exif_jax.train.views)
     c.data.crop_align = 1  # crop offsets on a multiple of this (8: the JPEG block grid; 1: anywhere, as the original)
     c.data.eval_split = "eval"
     c.data.eval_batches = 4  # held-out batches per eval (-1: one pass over the whole held-out split)

@@ -32,7 +32,8 @@ same-content p-mAP 0.727 (untrained 0.013, 0.613, 0.311); `text_len=128,crop=96`
 0.395, pair AUC 0.899, cross-camera p-mAP 0.693 (untrained 0.026, 0.645, 0.443). The README's "Learning on real
 camera traces" has the full table. Args: `steps=N`, `crop=N`, `width=N` (ResNet stem channels), `crops=N` (crops
 per decoded photo), `batch=N`, `filter=highpass|rgb+highpass|none`, `seed=N` (init and data order), `text_len=N`
-(tokens per EXIF text, default 256; longer texts are cut), `runlocal` (30 steps, tests).
+(tokens per EXIF text, default 256; longer texts are cut), `views=N` (crops of one photo per example, sharing
+one text-tower pass; default 1), `runlocal` (30 steps, tests).
 """
 from configs import common
 
@@ -41,7 +42,7 @@ def get_config(arg=None):
     from exif_jax.models.configs import get_model_config
 
     a = common.parse_arg(arg, steps=4000, crop=64, width=16, crops=16, batch=32, filter="highpass", seed=0,
-                         text_len=256, runlocal=False)
+                         text_len=256, views=1, runlocal=False)
     c = common.base_config()
     c.config_name = "real_cameras"
     model = get_model_config("resnet50", **{"embed_dim": 64, "image_size": a.crop, "text.variant": "mini",
@@ -56,6 +57,7 @@ def get_config(arg=None):
     c.checkpoint_every = max(a.steps // 8, 50)
     c.data.crop = a.crop  # native resolution: random crops of the decoded photo, never resized
     c.data.crops_per_image = a.crops
+    c.data.views = a.views  # crops of one photo per example: one text-tower pass for `views` image crops
     # clean texts of these cameras: median 164 tokens, max 272 (2% longer than 256). The text tower's attention
     # costs L^2, so it is ~3/4 of a step at 256: `text_len=128` halves the step and keeps Make, Model and exposure.
     c.data.max_text_len = a.text_len

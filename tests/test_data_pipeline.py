@@ -133,6 +133,45 @@ def test_crops_of_one_photo_never_share_a_batch(dataset, tokenizer, fmt):
     assert len(batches) == sum(counts.values()) // B
 
 
+def test_views_are_crops_of_the_examples_own_photo(dataset, tokenizer):
+    """data.views=V: every example holds V native-resolution windows of the photo its text belongs to, at
+    independent offsets; examples of a batch still come from distinct photos."""
+    root, photos = dataset
+    V, K, B = 3, 2, 8
+    ds = make_dataset(_cfg(root / "tf", views=V), global_batch_size=B, process_index=0, process_count=1, seed=4,
+                      split="train", crop_size=CROP, crops_per_image=K)
+    batches = _take(ds, 4)
+    decoded = {pid: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for pid, (b, _) in photos.items()}
+    distinct_views = 0
+    for b in batches:
+        assert b["image"].shape == (B, V, CROP, CROP, 3) and b["input_ids"].shape == (B, 16)
+        ids = _identify(b, photos, tokenizer, 16)
+        assert len(set(ids)) == B
+        for row, pid in enumerate(ids):
+            full = decoded[pid]
+            for v in range(V):
+                crop = b["image"][row, v]
+                assert any(np.array_equal(full[y:y + CROP, x:x + CROP], crop)
+                           for y in range(full.shape[0] - CROP + 1) for x in range(full.shape[1] - CROP + 1)), \
+                    f"{pid}: view {v} is not a window of the example's own photo"
+            distinct_views += len({b["image"][row, v].tobytes() for v in range(V)}) == V
+    assert distinct_views >= 0.8 * 4 * B  # independent offsets (equal only when a photo barely exceeds the crop)
+
+
+def test_one_view_gives_the_batches_of_before(dataset):
+    root, _ = dataset
+    kw = dict(global_batch_size=8, process_index=0, process_count=1, seed=3, split="train", crop_size=CROP,
+              crops_per_image=2)
+    a = _take(make_dataset(_cfg(root / "tf"), **kw), 3)
+    b = _take(make_dataset(_cfg(root / "tf", views=1), **kw), 3)
+    c = _take(make_dataset(_cfg(root / "tf", views=2), **kw), 3)
+    for x, y, z in zip(a, b, c):
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
+        np.testing.assert_array_equal(x["input_ids"], z["input_ids"])  # views change crops, not which photos
+        assert z["image"].shape == (8, 2, CROP, CROP, 3)
+
+
 @pytest.mark.parametrize("fmt", ["tf", "ar"])
 def test_processes_read_disjoint_slices(dataset, tokenizer, fmt):
     root, photos = dataset
@@ -148,15 +187,15 @@ def test_processes_read_disjoint_slices(dataset, tokenizer, fmt):
     assert len(seen[0] | seen[1]) >= N_PHOTOS - 2 * 2  # minus at most one partial (dropped) batch per process
 
 
-@pytest.mark.parametrize("fmt,crops", [("tf", 1), ("tf", 3), ("ar", 2)])
-def test_restored_iterator_state_gives_identical_batches(dataset, tmp_path, fmt, crops):
+@pytest.mark.parametrize("fmt,crops,views", [("tf", 1, 1), ("tf", 3, 1), ("ar", 2, 1), ("tf", 3, 2)])
+def test_restored_iterator_state_gives_identical_batches(dataset, tmp_path, fmt, crops, views):
     import orbax.checkpoint as ocp
 
     from exif_jax.data.pipeline import checkpoint_args, restore_args
 
     root, _ = dataset
     kw = dict(global_batch_size=6, process_index=0, process_count=1, seed=5, split="train", crop_size=CROP,
-              crops_per_image=crops)
+              crops_per_image=crops, views=views)
     ds = make_dataset(_cfg(root / fmt), **kw)
     it = iter(ds)
     for _ in range(5):  # crosses an epoch boundary (24 photos, 6 per batch) with crops=1
@@ -271,6 +310,8 @@ def test_clear_errors(tmp_path, dataset):
         make_dataset(_cfg(root / "tf"), **{**kw, "process_count": 4, "global_batch_size": 8})
     with pytest.raises(DataError, match="data.path is not set"):
         make_dataset({"path": ""}, **kw)
+    with pytest.raises(DataError, match=r"data.views=0: must be >= 1"):
+        make_dataset(_cfg(root / "tf", views=0), **kw)
 
 
 def test_worker_processes_resume_exactly(dataset, tokenizer):

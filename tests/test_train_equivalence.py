@@ -17,7 +17,7 @@ from exif_jax.train import mesh as mesh_lib, sharding, state as state_lib, step 
 STEPS, B, L = 20, 16, 16
 
 
-def _config(fsdp=1, data=-1, accum=1, tower="vit"):
+def _config(fsdp=1, data=-1, accum=1, tower="vit", views=1):
     c = base_config()
     with_model(c, tiny_model_config(tower))
     c.batch_size = B
@@ -26,19 +26,21 @@ def _config(fsdp=1, data=-1, accum=1, tower="vit"):
     c.data.max_text_len = L
     c.mesh.data, c.mesh.fsdp = data, fsdp
     c.accum_steps = accum
+    c.data.views = views
     c.optim.lr = 3e-4
     c.optim.warmup_steps = 3
     return c
 
 
-def _batches(crop):
+def _batches(crop, views=1):
     # 4 distinct batches seen 5 times each: learnable, so "it trains" is checkable
     rng = np.random.default_rng(1234)
     out = []
+    shape = (B, crop, crop, 3) if views == 1 else (B, views, crop, crop, 3)
     for _ in range(4):
         lens = rng.integers(4, L + 1, size=B)
         mask = (np.arange(L)[None, :] < lens[:, None]).astype(np.int32)
-        out.append({"image": rng.integers(0, 256, (B, crop, crop, 3), dtype=np.uint8),
+        out.append({"image": rng.integers(0, 256, shape, dtype=np.uint8),
                     "input_ids": (rng.integers(1000, 5000, (B, L)) * mask).astype(np.int32),
                     "attention_mask": mask})
     return [out[i % 4] for i in range(STEPS)]
@@ -52,7 +54,8 @@ def _run(config, devices, build_model=None, aot=False):
         step = step_lib.jit_step(config, mesh, spec)
         if aot:  # the compile command's path: build_train_step -> lower(abstract inputs) -> compile, no data
             jitted, abstract_state, abstract_batch = step_lib.build_train_step(config, mesh, build_model)
-            assert abstract_batch["image"].shape == (B, config.data.crop, config.data.crop, 3)
+            C, V = config.data.crop, config.data.views
+            assert abstract_batch["image"].shape == ((B, C, C, 3) if V == 1 else (B, V, C, C, 3))
             assert jax.tree.structure(abstract_state) == jax.tree.structure(state)
             assert all(isinstance(x, jax.ShapeDtypeStruct) and x.sharding is not None
                        for x in jax.tree.leaves(abstract_state))
@@ -61,7 +64,7 @@ def _run(config, devices, build_model=None, aot=False):
             assert (cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"] > 0
         bs = sharding.batch_sharding(mesh)
         losses = []
-        for b in _batches(int(config.data.crop)):
+        for b in _batches(int(config.data.crop), int(config.data.views)):
             state, m = step(state, {k: jax.device_put(v, bs) for k, v in b.items()})
             losses.append(float(m["loss"]))
         model, _ = nnx.merge(spec.graphdef, state)
@@ -100,6 +103,49 @@ def test_eight_devices_equal_one(single_device, mesh_kw, accum):
     assert worst[0] < 1e-5, worst
     everything = lambda p: np.concatenate([p[k].ravel() for k in sorted(p)])  # noqa: E731
     assert _rel(everything(params), everything(ref_params)) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def single_device_views():
+    return _run(_config(data=1, fsdp=1, views=3), jax.devices()[:1], aot=True)
+
+
+@pytest.mark.parametrize("mesh_kw,accum", [({"data": 8, "fsdp": 1}, 1), ({"data": 1, "fsdp": -1}, 2)],
+                         ids=["data8", "fsdp8_gradcache2"])
+def test_views_eight_devices_equal_one(single_device_views, mesh_kw, accum):
+    """data.views=3 (3 crops per text): sharded training, with and without GradCache, equals one device."""
+    ref_losses, ref_params, _ = single_device_views
+    losses, params, _ = _run(_config(accum=accum, views=3, **mesh_kw), jax.devices())
+    assert ref_losses[-4:].mean() < ref_losses[:4].mean()
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    zero_grad = [k for k in ref_params if "k_proj/bias" in k or "k_lin/bias" in k]
+    rest = [k for k in ref_params if k not in zero_grad]
+    everything = lambda p: np.concatenate([p[k].ravel() for k in rest])  # noqa: E731
+    assert _rel(everything(params), everything(ref_params)) < 1e-5
+
+
+def test_views_loss_is_the_mean_of_per_view_clip_losses():
+    """The step's loss with views equals, on the same initial model, the mean over views of the single-device
+    CLIP formula (`reference_clip_loss`) of each view's crops against the texts, computed here view by view."""
+    from exif_jax.models.preprocess import normalize_images
+    from exif_jax.train.loss import reference_clip_loss
+
+    V = 3
+    config = _config(data=1, fsdp=1, views=V)
+    mesh = mesh_lib.make_mesh(config.mesh, devices=jax.devices()[:1])
+    b = _batches(int(config.data.crop), V)[0]
+    with jax.set_mesh(mesh):
+        spec = state_lib.state_spec(config, mesh)
+        state = state_lib.init_state(config, mesh, spec)
+        model, _ = nnx.merge(spec.graphdef, state)
+        txt = model.encode_text(jnp.asarray(b["input_ids"]), jnp.asarray(b["attention_mask"]), train=True)
+        per_view = [float(reference_clip_loss(
+            model.encode_image(normalize_images(jnp.asarray(b["image"][:, v])), train=True), txt,
+            model.logit_scale())) for v in range(V)]
+        bs = sharding.batch_sharding(mesh)
+        _, m = step_lib.jit_step(config, mesh, spec)(state, {k: jax.device_put(v, bs) for k, v in b.items()})
+    assert len(set(np.round(per_view, 4))) == V  # the views really differ
+    np.testing.assert_allclose(float(m["loss"]), np.mean(per_view), rtol=1e-5)
 
 
 class _BNTower(nnx.Module):

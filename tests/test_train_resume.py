@@ -149,3 +149,26 @@ def test_config_typos_fail_with_one_line(tmp_path, args, needle):
     assert r.returncode == 2
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("exif-jax train:") and needle in last, r.stderr[-1000:]
+
+
+def test_views_train_end_to_end_and_a_bad_value_is_one_line(dataset, tmp_path):
+    """data.views=2 through the real pipeline and trainer: it trains, logs image crops/s = 2x examples/s, and its
+    workdir loads for inference; data.views=0 stops with one line naming the key."""
+    import exif_jax
+
+    work = tmp_path / "views"
+    cmd = _cmd(work, dataset)
+    cmd[cmd.index(f"--config.total_steps={STEPS}")] = "--config.total_steps=3"
+    r = subprocess.run([*cmd, "--config.data.views=2"], env=_env(2), cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(l) for l in (work / "metrics.jsonl").read_text().splitlines()]
+    timed = [x for x in rows if "samples_per_sec" in x]
+    assert timed and all(x["crops_per_sec"] == pytest.approx(2 * x["samples_per_sec"]) for x in timed)
+    assert all(np.isfinite(x["loss"]) for x in rows if "loss" in x)
+    assert exif_jax.load(str(work)).encode_images(np.zeros((2, 32, 32, 3), np.uint8)).shape[0] == 2
+    bad = subprocess.run([*_cmd(tmp_path / "bad", dataset), "--config.data.views=0"], env=_env(1), cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    last = bad.stderr.strip().splitlines()[-1]
+    assert last.startswith("exif-jax train:") and "data.views=0" in last, bad.stderr[-1000:]

@@ -5,7 +5,8 @@
     it = iter(ds)
     batch = next(it)   # {"image": uint8[B, C, C, 3], "input_ids": int32[B, L], "attention_mask": int32[B, L]}
 
-with `B = global_batch_size // process_count` and a fixed `L` per dataset (static shapes).
+with `B = global_batch_size // process_count` and a fixed `L` per dataset (static shapes). With `data.views = V > 1`
+every example holds `V` crops of its photo: `image` is uint8[B, V, C, C, 3] (one text, V crops; see below).
 
 Stages (TFRecord): this process's shard files (`files[process_index::process_count]`, re-permuted every epoch)
 -> `InterleaveIterDataset` (reads `cycle_length` files at once) -> CRC-verifying TFRecord reader per file
@@ -17,7 +18,13 @@ process, then the same batcher.
 
 Several crops per decoded image: image `n` of group `g` gives its crop `j` to batch `g + j` (groups are sized so
 every batch gets exactly `B` crops), so the `crops_per_image` crops of one decoded photo always land in
-`crops_per_image` different batches, and a batch never holds two crops of the same decoded photo.
+`crops_per_image` different batches, and two examples of a batch never come from the same decoded photo.
+
+Views (`data.views = V`): each of those crops is `V` crops of the photo at independent random offsets, kept together
+in one example, so the train step encodes the photo's text once for `V` image crops (`exif_jax.train.views`). The
+text tower costs most of a step (DistilBERT at 256 tokens: ~9x the multiply-adds of ResNet-50 at 124 px; the mini
+text tower: ~3/4 of a `real_cameras` step on a CPU), so views buy image crops per second. `V = 1` is the original's one
+crop per text and gives exactly the batches of before.
 
 Determinism and resume: crop offsets come from `(seed, process, worker, image counter)`, the shuffles from
 `(seed, process, epoch/window)`. The iterator state (`it.get_state()`, a small JSON-able dict) restores exactly:
@@ -31,6 +38,7 @@ Data config keys (`config.data`):
   num_workers     grain worker processes for decode/crop (`mp_prefetch`; default 0 = in-process)
   text_len        fixed token length L (default: `max_text_len` if set, else dataset_info.json `text_len`)
   crops_per_image crops per decoded image (default 1; a `crops_per_image` argument wins)
+  views           crops per example, all of one photo and sharing its text (default 1; a `views` argument wins)
   crop_align      crop offsets are multiples of this (default 1, as the original; 8 keeps crops on the JPEG block
                   grid, so a patch-8 ViT's patches are exactly JPEG blocks and quantization traces line up)
   eval_split      name of the held-out split (default "eval")
@@ -295,6 +303,7 @@ class _CropBatchIterator(grain.DatasetIterator):
         self._ds = ds
         self._seed = seed
         self._B, self._K, self._C = ds.batch_size, ds.crops_per_image, ds.crop_size
+        self._V = ds.views
         self._tok = None
         self._counters = dict.fromkeys(COUNTER_KEYS, 0)
         self._pending: dict[int, list] = collections.defaultdict(list)
@@ -340,15 +349,19 @@ class _CropBatchIterator(grain.DatasetIterator):
             idx = self._image_index
             self._image_index += 1
             targets = [(j, g + j) for j in range(self._K) if g + j >= min_batch]
-            offsets = crop_offsets(self._seed, idx, r["width"], r["height"], self._C, self._K, self._ds.crop_align)
+            V = self._V
+            # crop j of this photo is offsets[j*V:(j+1)*V]; with V = 1 the offsets (and batches) of before
+            offsets = crop_offsets(self._seed, idx, r["width"], r["height"], self._C, self._K * V, self._ds.crop_align)
+            wanted = [offsets[j * V + v] for j, _ in targets for v in range(V)]
             try:
-                crops = decode_crops(r["image"], [offsets[j] for j, _ in targets], self._C) if targets else []
+                crops = decode_crops(r["image"], wanted, self._C) if targets else []
             except (OSError, ValueError, SyntaxError) as e:  # validated at ingest, so rare: count, never fatal
                 if not self._replaying:
                     log.warning("%s: photo %s: JPEG decode failed: %s", self._ds.path, r["photo_id"], e)
                 self._count("decode_errors")
-                crops = [np.zeros((self._C, self._C, 3), np.uint8) for _ in targets]
-            for (j, t), c in zip(targets, crops):
+                crops = [np.zeros((self._C, self._C, 3), np.uint8) for _ in wanted]
+            for i, (j, t) in enumerate(targets):
+                c = crops[i] if V == 1 else np.stack(crops[i * V:(i + 1) * V])
                 self._pending[t].append((c, enc["input_ids"][n], enc["attention_mask"][n]))
         self._count("images", len(recs))
         self._next_group = g + 1
@@ -422,11 +435,12 @@ class _ExifBatchDataset(grain.IterDataset):
 
     def __init__(self, *, path: str, fmt: str, files: Sequence[str], batch_size: int, crop_size: int, text_len: int,
                  crops_per_image: int, normalize: bool, seed: int, shuffle_window: int, cycle_length: int,
-                 num_epochs: int | None, shuffle: bool):
+                 num_epochs: int | None, shuffle: bool, views: int = 1):
         super().__init__()
         self.path, self.fmt, self.files = path, fmt, list(files)
         self.batch_size, self.crop_size, self.text_len = batch_size, crop_size, text_len
         self.crops_per_image, self.normalize, self.seed = crops_per_image, normalize, seed
+        self.views = int(views)
         self.shuffle_window, self.cycle_length = shuffle_window, cycle_length
         self.num_epochs, self.shuffle = num_epochs, shuffle
         self.crop_align = 1
@@ -463,7 +477,7 @@ class _ExifBatchDataset(grain.IterDataset):
 
     def __str__(self):
         return (f"ExifBatchDataset({self.fmt}, {len(self.files)} files, B={self.batch_size}, C={self.crop_size}, "
-                f"L={self.text_len}, crops_per_image={self.crops_per_image})")
+                f"L={self.text_len}, crops_per_image={self.crops_per_image}, views={self.views})")
 
 
 # --------------------------------------------------------------------------------------------------- entry point
@@ -486,7 +500,8 @@ def _check_first_record(files: Sequence[str], fmt: str) -> None:
 
 def make_dataset(data_cfg, *, global_batch_size: int, process_index: int, process_count: int, seed: int, split: str,
                  crop_size: int, tokenizer_max_len: int | None = None, crops_per_image: int | None = None,
-                 normalize: bool = False, num_epochs: int | None = None, shuffle: bool = True) -> grain.IterDataset:
+                 normalize: bool = False, num_epochs: int | None = None, shuffle: bool = True,
+                 views: int | None = None) -> grain.IterDataset:
     """grain `IterDataset` of this process's batches (see module docstring for stages and config keys).
 
     `num_epochs=None` repeats forever (training); `num_epochs=1, shuffle=False` gives one ordered pass (eval).
@@ -506,6 +521,10 @@ def make_dataset(data_cfg, *, global_batch_size: int, process_index: int, proces
         crops_per_image = int(_cfg_get(data_cfg, "crops_per_image", 1))
     if crops_per_image < 1 or crops_per_image > batch:
         raise DataError(f"crops_per_image {crops_per_image} must be in [1, per-process batch {batch}]")
+    if views is None:
+        views = int(_cfg_get(data_cfg, "views", 1))
+    if views < 1:
+        raise DataError(f"data.views={views}: must be >= 1 (crops of one photo per example)")
     info = load_dataset_info(path)
     fmt = resolve_format(path, str(_cfg_get(data_cfg, "format", "auto")), split, info)
     files = list_shards(path, split, fmt)
@@ -527,7 +546,8 @@ def make_dataset(data_cfg, *, global_batch_size: int, process_index: int, proces
         path=path, fmt=fmt, files=my_files, batch_size=batch, crop_size=int(crop_size),
         text_len=resolve_text_len(data_cfg, info, tokenizer_max_len), crops_per_image=crops_per_image,
         normalize=normalize, seed=pseed, shuffle_window=int(_cfg_get(data_cfg, "shuffle_window", 512)),
-        cycle_length=int(_cfg_get(data_cfg, "cycle_length", 16)), num_epochs=num_epochs, shuffle=shuffle)
+        cycle_length=int(_cfg_get(data_cfg, "cycle_length", 16)), num_epochs=num_epochs, shuffle=shuffle,
+        views=views)
     align = int(_cfg_get(data_cfg, "crop_align", 1))
     if align < 1:
         raise DataError(f"data.crop_align={align}: must be >= 1")

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from exif_jax.train import views
 from exif_jax.train.mesh import BATCH_AXES
 
 
@@ -53,7 +54,7 @@ def gradcache_value_and_grad(model, images, input_ids, attention_mask, k: int, l
     def forward(p, r, x, ids, mask):
         # copy=True: fresh Variables at this trace level (BatchNorm statistics are written inside the scans).
         m = nnx.merge(graphdef, p, r, copy=True)
-        img = m.encode_image(x, train=True)
+        img = views.encode_images(m, x, train=True)
         txt = m.encode_text(ids, mask, train=True)
         _, _, new_r = nnx.split(m, nnx.Param, ...)
         return (img, txt), new_r

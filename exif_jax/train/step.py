@@ -9,7 +9,7 @@ import ml_collections
 import optax
 from flax import nnx
 
-from exif_jax.train import accumulate, sharding
+from exif_jax.train import accumulate, sharding, views
 from exif_jax.train.loss import global_contrastive_loss
 from exif_jax.train.state import StateSpec, state_spec
 
@@ -36,13 +36,22 @@ def text_len(config) -> int:
     return int((info or {}).get("text_len") or 64)
 
 
+def n_views(config) -> int:
+    """Crops of one photo per example (`data.views`, default 1); see `exif_jax.train.views`."""
+    v = int(config.data.get("views", 1))
+    if v < 1:
+        raise ValueError(f"data.views={v}: must be >= 1 (crops of one photo per example)")
+    return v
+
+
 def abstract_batch(config, mesh, batch_size: int | None = None, length: int | None = None) -> dict:
     """`jax.ShapeDtypeStruct`s (global shapes, batch sharding) of one train batch."""
     B = int(batch_size or config.batch_size)
     C, L = int(config.data.crop), int(length or text_len(config))
+    V = n_views(config)
     bs = sharding.batch_sharding(mesh)
     return {
-        "image": jax.ShapeDtypeStruct((B, C, C, 3), jnp.uint8, sharding=bs),
+        "image": jax.ShapeDtypeStruct((B, C, C, 3) if V == 1 else (B, V, C, C, 3), jnp.uint8, sharding=bs),
         "input_ids": jax.ShapeDtypeStruct((B, L), jnp.int32, sharding=bs),
         "attention_mask": jax.ShapeDtypeStruct((B, L), jnp.int32, sharding=bs),
     }
@@ -62,7 +71,8 @@ def make_step_fn(config, mesh, spec: StateSpec) -> Callable:
     """The un-jitted step `(state, batch) -> (state, metrics)`."""
     k = int(config.accum_steps)
     kind = str(config.model.get("loss", "clip"))
-    loss_of_emb = _loss_of_embeddings(kind, mesh)
+    loss_of_emb = views.mean_over_views(_loss_of_embeddings(kind, mesh))
+    n_views(config)  # validates data.views
     guard = bool(config.nan_guard)
 
     def step(state, batch):
@@ -73,7 +83,8 @@ def make_step_fn(config, mesh, spec: StateSpec) -> Callable:
             (loss, aux), grads = accumulate.gradcache_value_and_grad(model, images, ids, mask, k, loss_of_emb, mesh)
         else:
             def loss_fn(m):
-                return loss_of_emb(m, m.encode_image(images, train=True), m.encode_text(ids, mask, train=True))
+                img = views.encode_images(m, images, train=True)
+                return loss_of_emb(m, img, m.encode_text(ids, mask, train=True))
 
             (loss, aux), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
         grad_norm = optax.tree.norm(grads)
@@ -113,8 +124,9 @@ def build_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
       - `abstract_state`: pytree of `jax.ShapeDtypeStruct` (with `.sharding`) of the NNX model + optimizer state
         placed by `config.sharding.rules` (replicated unless the mesh has an `fsdp` axis > 1).
       - `abstract_batch`: `{"image": uint8[B,C,C,3], "input_ids": int32[B,L], "attention_mask": int32[B,L]}`
-        `ShapeDtypeStruct`s, global batch `B = config.batch_size` split over (`data`, `fsdp`),
-        `C = config.data.crop`, `L = config.data.max_text_len` (64 when 0).
+        `ShapeDtypeStruct`s (`image` uint8[B,V,C,C,3] with `data.views = V > 1`), global batch
+        `B = config.batch_size` split over (`data`, `fsdp`), `C = config.data.crop`,
+        `L = config.data.max_text_len` (64 when 0).
     Ahead-of-time use (e.g. for a TPU topology's mesh):
         step, s, b = build_train_step(cfg, mesh)
         compiled = step.lower(s, b).compile(); compiled.memory_analysis(); compiled.cost_analysis()

@@ -96,7 +96,8 @@ class PipelineData:
             self._say_once(f"no evaluation: the held-out split {split!r} has fewer crops than devices")
             return
         try:
-            it = iter(self._make(split, batch, crops_per_image=1, num_epochs=passes, shuffle=False))
+            # views=1: held-out photos are scored one crop per row, whatever the training views
+            it = iter(self._make(split, batch, crops_per_image=1, num_epochs=passes, shuffle=False, views=1))
         except self._pipeline.DataError as e:
             self._say_once(f"no evaluation: {e}")
             return
@@ -145,6 +146,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, data: Any = None, 
     workdir_lib.check_resume(workdir, config)
     mesh = mesh_lib.make_mesh(config.mesh)
     n_dev = mesh.devices.size
+    n_views = step_lib.n_views(config)
     mesh_lib.batch_size_per_process(int(config.batch_size), mesh)
     total = int(config.total_steps)
     data = data or PipelineData(config)
@@ -233,6 +235,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, data: Any = None, 
                         sps = steps_in_interval * int(config.batch_size) / max(dt, 1e-9)
                         scalars.update(samples_per_sec=sps, samples_per_sec_per_device=sps / n_dev,
                                        data_wait_frac=min(wait / max(dt, 1e-9), 1.0))
+                        if n_views > 1:  # samples are examples (one text each); each holds n_views image crops
+                            scalars.update(crops_per_sec=sps * n_views)
                     scalars.pop("finite", None)
                     if int(config.eval_every) > 0 and (step % int(config.eval_every) == 0 or is_last):
                         scalars.update(eval_lib.evaluate(state, data.eval_batches(), encode_fn, to_global))
