@@ -29,7 +29,9 @@ and 0.184 against the same 0.013; pair AUC by 0.001 and 0.021). With
 `filter=none` (RGB; `--minutes 12`, no zoo, 2,081 steps under load) top-1 is 0.592 / 0.013 but pair AUC 0.797 / 0.564
 and same-content p-mAP 0.291 / 0.231. `text_len=128` (12,016 steps in 30 min): top-1 0.289, pair AUC 0.878,
 same-content p-mAP 0.727 (untrained 0.013, 0.613, 0.311); `text_len=128,crop=96` (7,206 steps, 25 min): top-1
-0.395, pair AUC 0.899, cross-camera p-mAP 0.693 (untrained 0.026, 0.645, 0.443). The README's "Learning on real
+0.395, pair AUC 0.899, cross-camera p-mAP 0.693 (untrained 0.026, 0.645, 0.443); `views=4` (4,528 / 4,233 steps
+of 4 crops per text at seeds 0 / 1): top-1 0.342 / 0.355, fit 0.595 / 0.536, pair AUC 0.884 / 0.884, same-content
+p-mAP 0.634 / 0.643 (untrained 0.013, 0.013, 0.613, 0.311). The README's "Learning on real
 camera traces" has the full table. Args: `steps=N`, `crop=N`, `width=N` (ResNet stem channels), `crops=N` (crops
 per decoded photo), `batch=N`, `filter=highpass|rgb+highpass|none`, `seed=N` (init and data order), `text_len=N`
 (tokens per EXIF text, default 256; longer texts are cut), `views=N` (crops of one photo per example, sharing
