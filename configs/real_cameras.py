@@ -15,8 +15,8 @@ from a timed start). By hand, after `eval.learning --real --prepare-only --out D
 Model: the smoke tower (torchvision ResNet layout, 16 stem channels, one bottleneck per stage, 0.54 M parameters)
 + mini DistilBERT, 64-d joint space, learned logit scale; the tower sees the high-pass residual of each crop
 (`filter=highpass`, `model.image_filter`, docs/TRACES.md; `filter=none`: RGB). Crops: 64 px at native resolution
-(the pipeline never resizes), 16 crops per decoded photo (decoding the 24 MP natural photos dominates otherwise), each in a different
-batch. Held-out eval: 8 crops of every held-out photo.
+(the pipeline never resizes), 16 crops per decoded photo (decoding the 24 MP natural photos dominates otherwise),
+each in a different batch. Held-out eval: 8 crops of every held-out photo.
 
 Expect (`eval.learning --real`, 30 min on 2 CPU cores: 7,133 steps of batch 32 in 27.3-29.3 min, loss
 2.99 -> 0.82, natural photos rendered through 2 zoo cameras each), on 76 held-out photos of the 41 cameras with photos
