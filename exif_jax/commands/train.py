@@ -68,14 +68,17 @@ def main(argv) -> int:
         if args.workdir:
             wd.check_output_dir(args.workdir, "--workdir")
         config = config_files.load(spec, overrides)
-        views = int(config.data.get("views", 1))
-        if views < 1:  # a usage error: caught here, before any output is written
-            raise config_files.ConfigError(f"data.views={views}: must be >= 1 (crops of one photo per example)")
     except (config_files.ConfigError, wd.WorkdirError) as e:
         return _fail(str(e), 2)
     if args.print_config:
         sys.stdout.write(config_files.to_text(config))
         return 0
+    from exif_jax.train.step import n_views
+
+    try:  # a bad value is a usage error: refused here, before any output is written
+        n_views(config)
+    except ValueError as e:
+        return _fail(str(e), 2)
     try:
         wd.check_data_path(config)
         notes = wd.check_resume(args.workdir, config)

@@ -72,7 +72,6 @@ def make_step_fn(config, mesh, spec: StateSpec) -> Callable:
     k = int(config.accum_steps)
     kind = str(config.model.get("loss", "clip"))
     loss_of_emb = views.mean_over_views(_loss_of_embeddings(kind, mesh))
-    n_views(config)  # validates data.views
     guard = bool(config.nan_guard)
 
     def step(state, batch):
