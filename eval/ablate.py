@@ -113,10 +113,12 @@ def select(only) -> list[Variant]:
 # ----------------------------------------------------------------------------------------------------- data
 
 
-def cap_training_photos(src: pathlib.Path, dst: pathlib.Path, k: int, seed: int = 0) -> dict:
+def cap_training_photos(src: pathlib.Path, dst: pathlib.Path, k: int, seed: int = 0, kinds=None) -> dict:
     """`dst` = `src` (an `eval.learning.prepare` data folder) with at most `k` training photos of each camera,
     chosen at random (seeded) among its training photos; held-out shards are links to `src`'s files, so the test
-    set is unchanged. Records are copied byte for byte. Returns the new split summary (also `dst/split.json`)."""
+    set is unchanged. Records are copied byte for byte. Returns the new split summary (also `dst/split.json`).
+    `kinds` (e.g. `("camera",)`): cap only training photos of these `split.json` kinds and keep the others (zoo
+    renders, natural photos) whole, so a capped run with the zoo changes only the real cameras' photos."""
     from exif_jax.data.records import parse_record
     from exif_jax.data.tfrecord import CorruptRecord, TFRecordWriter, read_records
 
@@ -126,6 +128,9 @@ def cap_training_photos(src: pathlib.Path, dst: pathlib.Path, k: int, seed: int 
         return json.loads((dst / "split.json").read_text())
     if not (src / "split.json").is_file():
         raise AblationError(f"{src}: no split.json (not an eval.learning data folder)")
+    summary = json.loads((src / "split.json").read_text())
+    kind = {it["photo_id"]: it.get("kind", "natural" if it.get("natural") else "camera")
+            for it in summary.get("items", [])}
     raw, cams, ids = [], [], []
     for shard in sorted(src.glob("train-*-of-*.tfrecord")):
         for i, rec in enumerate(read_records(shard)):
@@ -135,10 +140,11 @@ def cap_training_photos(src: pathlib.Path, dst: pathlib.Path, k: int, seed: int 
             raw.append(rec)
             cams.append(learning._camera(r))
             ids.append(r["photo_id"])
+    capped = [kinds is None or kind.get(pid, "camera") in kinds for pid in ids]
     rng = np.random.default_rng(seed)
-    keep = np.zeros(len(raw), bool)
-    for cam in sorted(set(cams)):
-        idx = sorted((i for i, c in enumerate(cams) if c == cam), key=lambda i: ids[i])
+    keep = ~np.array(capped, bool)  # records of other kinds are kept whole
+    for cam in sorted({c for c, cp in zip(cams, capped) if cp}):
+        idx = sorted((i for i, c in enumerate(cams) if c == cam and capped[i]), key=lambda i: ids[i])
         keep[rng.permutation(idx)[:k]] = True
     tmp = dst.with_name(dst.name + ".tmp")
     if tmp.exists():
@@ -161,14 +167,17 @@ def cap_training_photos(src: pathlib.Path, dst: pathlib.Path, k: int, seed: int 
         bytes=sum((tmp / nm).stat().st_size for nm in names)))
     info["counts"] = dict(info.get("counts", {}), train=int(keep.sum()))
     info["max_train_per_camera"] = k
+    if kinds is not None:
+        info["max_train_per_camera_kinds"] = sorted(kinds)
     (tmp / "dataset_info.json").write_text(json.dumps(info, indent=1, ensure_ascii=False))
-    summary = json.loads((src / "split.json").read_text())
     dropped = {pid for pid, kp in zip(ids, keep) if not kp}
     for it in summary["items"]:
         if it["split"] == "train" and it["photo_id"] in dropped:
             it["split"] = "dropped"
     summary.update(train=int(keep.sum()), photos=summary["photos"] - len(dropped), dropped=len(dropped),
                    max_train_per_camera=k)
+    if kinds is not None:
+        summary["max_train_per_camera_kinds"] = sorted(kinds)
     (tmp / "split.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     tmp.rename(dst)  # complete or absent: a crash never leaves a half-written folder that looks prepared
     return summary

@@ -3,6 +3,7 @@
     python -m eval.learning --real --out /tmp/learn_real                 # 30 min of training + ~5 min of evaluation
     python -m eval.learning --real --out /tmp/learn_real --minutes 12
     python -m eval.learning --real --out DIR --photos A B --natural B    # your own folders (B: natural photos)
+    python -m eval.learning --real --out DIR --max-train-per-camera 1    # ablation: one training photo per camera
 
 1. **data** (`prepare`): ingest the photo folders (`--real`: `../shared/data/photos_multi`, `photos_dev/digicam_cc0`,
    natural photos `photos_dev/metadata_extractor`) with the `clean` renderer (text carries Make/Model), then split
@@ -662,7 +663,7 @@ def _have_simulator() -> bool:
 def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, minutes: float = 30.0,
         steps: int | None = None, config_arg: str = "", eval_fraction: float = 0.3, crops: int = 16,
         pairs: int = 4000, splices: int = 40, zoo: int | None = None, control: bool = True, seed: int = 0,
-        transfer: bool = True, log=print) -> dict:
+        transfer: bool = True, max_train_per_camera: int | None = None, log=print) -> dict:
     import exif_jax
 
     out = pathlib.Path(out).absolute()
@@ -674,9 +675,21 @@ def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, m
         if not zoo:
             notes.append("simulated zoo not used: exif_jax.simulate is not in this checkout")
     data = prepare(out, photos, natural, eval_fraction=eval_fraction, seed=seed, zoo=zoo, log=log)
-    t = train(out / "train", out / "data", minutes=minutes, steps=steps, config_arg=config_arg, log=log)
+    data_dir = out / "data"
+    if max_train_per_camera is not None:  # the photos-per-camera ablation at full length: same held-out photos
+        from eval.ablate import AblationError, cap_training_photos
+
+        data_dir = out / f"data_cap{max_train_per_camera}"
+        try:
+            capped = cap_training_photos(out / "data", data_dir, max_train_per_camera, seed, kinds=("camera",))
+        except AblationError as e:
+            raise LearningError(str(e)) from None
+        data = dict(data, train=capped["train"], dropped=capped["dropped"], max_train_per_camera=max_train_per_camera)
+        _say(log, f"data: at most {max_train_per_camera} training photo(s) per real camera -> {data_dir} "
+                  f"({capped['train']} training photos, {capped['dropped']} dropped)")
+    t = train(out / "train", data_dir, minutes=minutes, steps=steps, config_arg=config_arg, log=log)
     model = exif_jax.load(str(out / "train"))
-    ev = Evaluation(out, out / "data", crop=int(model.config.image_size), crops=crops, pairs=pairs, splices=splices,
+    ev = Evaluation(out, data_dir, crop=int(model.config.image_size), crops=crops, pairs=pairs, splices=splices,
                     seed=seed, transfer=transfer, log=log)
     trained = ev.score(model, "trained")
     untrained = ev.score(model.untrained(0), "untrained") if control else None
@@ -707,6 +720,9 @@ def main(argv=None) -> int:
     p.add_argument("--zoo", type=int, default=None,
                    help="simulated cameras per natural photo (exif_jax.simulate); default 2 with --real, else 4, "
                         "when available; 0 = none")
+    p.add_argument("--max-train-per-camera", type=int, default=None, metavar="K",
+                   help="train on at most K photos of each real camera (zoo renders and natural photos kept; the "
+                        "held-out photos unchanged): the photos-per-camera ablation")
     p.add_argument("--no-control", action="store_true", help="skip the untrained control")
     p.add_argument("--prepare-only", action="store_true",
                    help="only ingest and split into OUT/data (then train by hand: see configs/real_cameras.py)")
@@ -725,6 +741,9 @@ def main(argv=None) -> int:
     if not 0.0 < args.eval_fraction < 1.0:
         print(f"eval.learning: --eval-fraction {args.eval_fraction}: must be in (0, 1)", file=sys.stderr)
         return 2
+    if args.max_train_per_camera is not None and args.max_train_per_camera < 1:
+        print(f"eval.learning: --max-train-per-camera {args.max_train_per_camera}: must be >= 1", file=sys.stderr)
+        return 2
     try:
         if args.prepare_only:
             zoo = args.zoo if args.zoo is not None else default_zoo(args.real)
@@ -733,7 +752,8 @@ def main(argv=None) -> int:
             return 0
         run(args.out, photos=photos, natural=natural, real=args.real, minutes=args.minutes, steps=args.steps,
             config_arg=args.config_arg, eval_fraction=args.eval_fraction, crops=args.crops, pairs=args.pairs,
-            splices=args.splices, zoo=args.zoo, control=not args.no_control, seed=args.seed)
+            splices=args.splices, zoo=args.zoo, control=not args.no_control, seed=args.seed,
+            max_train_per_camera=args.max_train_per_camera)
     except LearningError as e:
         print(f"eval.learning: {e}", file=sys.stderr)
         return 2

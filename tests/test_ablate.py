@@ -61,6 +61,29 @@ def test_cap_keeps_held_out_photos_and_at_most_k_training_photos_per_camera(prep
         json.loads((src / "dataset_info.json").read_text())["splits"]["eval"]
 
 
+def test_cap_with_kinds_keeps_the_other_kinds_whole(prepared, tmp_path):
+    """`eval.learning --max-train-per-camera` caps only real cameras (`kinds=("camera",)`): the training photos of
+    any other kind in split.json (zoo renders, natural photos) are all kept. Here one camera is relabelled `zoo`."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(prepared[0] / "prepared" / "data", src)
+    split = json.loads((src / "split.json").read_text())
+    before = learning._read_split(src, "train")
+    zoo_cam = learning._camera(before[0])
+    zoo_ids = {r["photo_id"] for r in before if learning._camera(r) == zoo_cam}
+    for it in split["items"]:
+        if it["photo_id"] in zoo_ids:
+            it["kind"] = "zoo"
+    (src / "split.json").write_text(json.dumps(split))
+    summary = ablate.cap_training_photos(src, tmp_path / "cap", 1, seed=0, kinds=("camera",))
+    n_before, n_after = _cams(before), _cams(learning._read_split(tmp_path / "cap", "train"))
+    assert n_after[zoo_cam] == n_before[zoo_cam] > 1
+    assert all(n_after[c] == 1 for c in n_before if c != zoo_cam), n_after
+    assert summary["max_train_per_camera_kinds"] == ["camera"]
+    assert summary["dropped"] == sum(n for c, n in n_before.items() if c != zoo_cam) - (len(n_before) - 1)
+
+
 def test_cap_choice_depends_on_the_seed_and_rejects_k_below_1(prepared, tmp_path):
     src = prepared[0] / "prepared" / "data"
     picks = set()

@@ -199,6 +199,12 @@ def test_learning_cli_names_a_missing_folder(tmp_path, capsys):
     assert len(err) == 1 and "nope" in err[0] and "does not exist" in err[0]
 
 
+def test_learning_cli_rejects_a_cap_below_one_in_one_line(tmp_path, capsys):
+    assert learning.main(["--real", "--out", str(tmp_path / "o"), "--max-train-per-camera", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--max-train-per-camera 0" in err[0] and not (tmp_path / "o").exists()
+
+
 def test_per_tag_zero_shot_swaps_one_tag_value_at_a_time():
     import zlib
 
