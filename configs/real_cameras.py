@@ -26,8 +26,11 @@ on both sides, trained / untrained control / chance: camera top-1 0.355 / 0.013 
 (`--config-arg seed=1`) gives 0.316, 0.237, 0.870, 0.786, 0.940, 0.663 (same untrained control). With 4 zoo
 cameras per photo (`--zoo 4`) the same two seeds score lower, seed for seed, on every real-camera row (top-1 0.329
 and 0.184 against the same 0.013; pair AUC by 0.001 and 0.021). With
-`filter=none` (RGB; `--minutes 12`, no zoo, 2,081 steps under load) top-1 is 0.592 / 0.013 but pair AUC 0.797 / 0.564
-and same-content p-mAP 0.291 / 0.231. `text_len=128` (12,016 steps in 30 min): top-1 0.289, pair AUC 0.878,
+`filter=none` (RGB) and `--zoo 0`, 30 min (7,039 steps), top-1 is 0.724 / 0.013 (seed 1: 0.737), one patch
+0.521 / 0.012, but pair AUC 0.861 / 0.551, p-mAP 0.730 / 0.369 and same-content p-mAP 0.280 / 0.236. One training
+photo per camera (`eval.learning --max-train-per-camera 1`, 7,133 steps) halves top-1 (0.158 / 0.013) and keeps pair
+AUC (0.867 / 0.613).
+`text_len=128` (12,016 steps in 30 min): top-1 0.289, pair AUC 0.878,
 same-content p-mAP 0.727 (untrained 0.013, 0.613, 0.311); `text_len=128,crop=96` (7,206 steps, 25 min): top-1
 0.395, pair AUC 0.899, cross-camera p-mAP 0.693 (untrained 0.026, 0.645, 0.443); `views=4` (4,528 / 4,233 steps
 of 4 crops per text at seeds 0 / 1): top-1 0.342 / 0.355, fit 0.595 / 0.536, pair AUC 0.884 / 0.884, same-content
