@@ -129,8 +129,7 @@ def cap_training_photos(src: pathlib.Path, dst: pathlib.Path, k: int, seed: int 
     if not (src / "split.json").is_file():
         raise AblationError(f"{src}: no split.json (not an eval.learning data folder)")
     summary = json.loads((src / "split.json").read_text())
-    kind = {it["photo_id"]: it.get("kind", "natural" if it.get("natural") else "camera")
-            for it in summary.get("items", [])}
+    kind = learning.photo_kinds(summary)
     raw, cams, ids = [], [], []
     for shard in sorted(src.glob("train-*-of-*.tfrecord")):
         for i, rec in enumerate(read_records(shard)):

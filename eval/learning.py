@@ -104,6 +104,13 @@ def _read_split(data_dir: pathlib.Path, split: str) -> list[dict]:
     return out
 
 
+def photo_kinds(split: dict) -> dict:
+    """photo_id -> kind (`camera`, `natural` or `zoo`) from a split.json summary; older summaries mark natural
+    photos with `natural: true` and say nothing of real cameras."""
+    return {it["photo_id"]: it.get("kind", "natural" if it.get("natural") else "camera")
+            for it in split.get("items", [])}
+
+
 def _camera(rec: dict) -> str:
     return f"{rec['make'].strip()} / {rec['model'].strip()}"
 
@@ -453,8 +460,7 @@ class Evaluation:
         train_recs, eval_recs = _read_split(data_dir, "train"), _read_split(data_dir, "eval")
         train_cams = {_camera(r) for r in train_recs}
         split = json.loads((data_dir / "split.json").read_text()) if (data_dir / "split.json").is_file() else {}
-        kind = {it["photo_id"]: it.get("kind", "natural" if it.get("natural") else "camera")
-                for it in split.get("items", [])}
+        kind = photo_kinds(split)
         # camera metrics: real photos (not zoo renders) of cameras with photos on both sides
         seen = [r for r in eval_recs if _camera(r) in train_cams and kind.get(r["photo_id"]) != "zoo"]
         self.natural_eval = [r for r in eval_recs if kind.get(r["photo_id"]) == "natural"]
@@ -666,6 +672,8 @@ def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, m
         transfer: bool = True, max_train_per_camera: int | None = None, log=print) -> dict:
     import exif_jax
 
+    if max_train_per_camera is not None and max_train_per_camera < 1:  # before anything is written
+        raise LearningError(f"--max-train-per-camera {max_train_per_camera}: must be >= 1")
     out = pathlib.Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     load_before = _load()
@@ -740,9 +748,6 @@ def main(argv=None) -> int:
             return 2
     if not 0.0 < args.eval_fraction < 1.0:
         print(f"eval.learning: --eval-fraction {args.eval_fraction}: must be in (0, 1)", file=sys.stderr)
-        return 2
-    if args.max_train_per_camera is not None and args.max_train_per_camera < 1:
-        print(f"eval.learning: --max-train-per-camera {args.max_train_per_camera}: must be >= 1", file=sys.stderr)
         return 2
     try:
         if args.prepare_only:
