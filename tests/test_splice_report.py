@@ -249,6 +249,25 @@ sys.exit(splice.main(["{tmp_path}", "--weights", "w", "--out", "{out}", "--no-co
     assert all((out / r["outputs"]["heatmap"]).is_file() for r in recs)
 
 
+
+def test_unlabelled_score_plot_leaves_sklearn_unimported(tmp_path):
+    """`exif-jax splice` draws this plot after Ctrl-C: without labels it must not import sklearn.metrics (~1,200
+    modules, seconds on a cold disk, which once pushed the Ctrl-C exit past 15 s). With labels it does (the ROC)."""
+    script = f"""
+import sys, numpy as np
+from exif_jax.splice import figures
+figures.score_plots({str(tmp_path / 'a.png')!r}, {{"model": np.linspace(0, 1, 6)}})
+print("after unlabelled:", "sklearn.metrics" in sys.modules)
+figures.score_plots({str(tmp_path / 'b.png')!r}, {{"model": np.linspace(0, 1, 6)}}, labels=np.array([0, 1] * 3))
+print("after labelled:", "sklearn.metrics" in sys.modules)
+"""
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", JAX_PLATFORMS="cpu")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["after", "unlabelled:", "False", "after", "labelled:", "True"]
+    assert Image.open(tmp_path / "a.png").size[0] < Image.open(tmp_path / "b.png").size[0]  # b adds ROC and PR
+
+
 # ------------------------------------------------------------------------------------------ generators
 def test_synthetic_refuses_used_out_unless_force(tmp_path, capsys):
     assert synthetic.DEFAULT_PHOTOS[0].is_dir() and "shared" not in synthetic.DEFAULT_PHOTOS[0].parts

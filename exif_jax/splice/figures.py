@@ -137,7 +137,6 @@ def score_plots(path, series: dict[str, np.ndarray], labels: np.ndarray | None =
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
     both = labels is not None and len(set(np.asarray(labels).tolist())) == 2
     hist = {k: v for k, v in series.items() if not k.startswith("random")}  # a random score's histogram says nothing
@@ -146,6 +145,10 @@ def score_plots(path, series: dict[str, np.ndarray], labels: np.ndarray | None =
     axes = axes[0]
     k = 0
     if both:
+        # Imported only here: sklearn.metrics pulls in ~1,200 modules (scipy.stats, pandas), seconds on a cold disk,
+        # and `exif-jax splice` (no labels) draws this plot on its way out after Ctrl-C.
+        from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
         y = np.asarray(labels).astype(int)
         for name, s in series.items():
             fpr, tpr, _ = roc_curve(y, s)
