@@ -249,10 +249,9 @@ sys.exit(splice.main(["{tmp_path}", "--weights", "w", "--out", "{out}", "--no-co
     assert all((out / r["outputs"]["heatmap"]).is_file() for r in recs)
 
 
-
 def test_unlabelled_score_plot_leaves_sklearn_unimported(tmp_path):
     """`exif-jax splice` draws this plot after Ctrl-C: without labels it must not import sklearn.metrics (~1,200
-    modules, seconds on a cold disk, which once pushed the Ctrl-C exit past 15 s). With labels it does (the ROC)."""
+    modules; 2.8 s of a 3.5 s Ctrl-C exit with both cores busy, more on a cold disk). With labels it does (the ROC)."""
     script = f"""
 import sys, numpy as np
 from exif_jax.splice import figures
