@@ -32,7 +32,8 @@ photo per camera (`eval.learning --max-train-per-camera 1`, 7,133 steps) halves 
 AUC (0.867 / 0.613).
 `filter=rgb+highpass,text_len=128` and `--zoo 0` (11,858 steps; 35.6-35.7 min on a VM where `--minutes 30` fixes
 9,823), seeds 0 / 1: top-1 0.750 / 0.750, one patch 0.582 / 0.576, pair AUC 0.890 / 0.904, p-mAP 0.778 / 0.796,
-detection AUC 0.914 / 0.935, same-content p-mAP 0.392 / 0.402 (untrained 0.026, 0.023, 0.543, 0.327, 0.646, 0.258).
+detection AUC 0.914 / 0.935, same-content p-mAP 0.392 / 0.402 (untrained 0.026, 0.023, 0.543, 0.327, 0.646, 0.258);
+with `--minutes 30` on that VM (9,823 steps, 27.7 min): 0.750, 0.574, 0.906, 0.762, 0.932, 0.374.
 `text_len=128` (12,016 steps in 30 min): top-1 0.289, pair AUC 0.878,
 same-content p-mAP 0.727 (untrained 0.013, 0.613, 0.311); `text_len=128,crop=96` (7,206 steps, 25 min): top-1
 0.395, pair AUC 0.899, cross-camera p-mAP 0.693 (untrained 0.026, 0.645, 0.443); `views=4` (4,528 / 4,233 steps
