@@ -71,6 +71,11 @@ def fake(monkeypatch):
     return model
 
 
+def _child_env() -> dict:
+    """Environment of a `python -c` child: this checkout first on the path, JAX on the CPU."""
+    return dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", JAX_PLATFORMS="cpu")
+
+
 def _photo(seed, h=96, w=128):
     rng = np.random.default_rng(seed)
     img = rng.normal(120, 20, (h, w, 3))
@@ -212,8 +217,12 @@ def test_ctrl_c_keeps_finished_images(tmp_path):
     for i in range(3):
         Image.fromarray(_photo(i)).save(tmp_path / f"p{i}.png")
     out = tmp_path / "o"
+    # The child starts as a terminal's foreground command does, with Ctrl-C delivered. Launched in the background
+    # (`pytest ... &`, nohup, a non-interactive shell) pytest has SIGINT ignored, which every child inherits through
+    # exec: the command then never sees the SIGINT and runs to the end (exit 0, 14 s; how this test failed off CI).
     script = f"""
-import sys, time, numpy as np
+import signal, sys, time, numpy as np
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {str(REPO / 'tests')!r})
 import exif_jax
 from test_splice_report import FakeModel, colour_stats
@@ -229,7 +238,7 @@ from exif_jax.commands import splice
 sys.exit(splice.main(["{tmp_path}", "--weights", "w", "--out", "{out}", "--no-control", "--batch-size", "4",
                       "--patch", "32", "--num-per-dim", "8"]))
 """
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", JAX_PLATFORMS="cpu")
+    env = _child_env()
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     deadline = time.time() + 120
@@ -241,7 +250,7 @@ sys.exit(splice.main(["{tmp_path}", "--weights", "w", "--out", "{out}", "--no-co
     proc.send_signal(signal.SIGINT)
     t0 = time.time()
     _, err = proc.communicate(timeout=30)
-    assert time.time() - t0 < 5, "Ctrl-C took too long"
+    assert time.time() - t0 < 5, f"Ctrl-C took too long (exit {proc.returncode}): {err[-1500:]}"
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     recs = [json.loads(x) for x in (out / "scores.jsonl").read_text().splitlines()]
@@ -260,7 +269,7 @@ print("after unlabelled:", "sklearn.metrics" in sys.modules)
 figures.score_plots({str(tmp_path / 'b.png')!r}, {{"model": np.linspace(0, 1, 6)}}, labels=np.array([0, 1] * 3))
 print("after labelled:", "sklearn.metrics" in sys.modules)
 """
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", JAX_PLATFORMS="cpu")
+    env = _child_env()
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["after", "unlabelled:", "False", "after", "labelled:", "True"]
