@@ -372,6 +372,39 @@ SPLICE_SETS = (("cross_camera_splices", "cross-camera"), ("same_content_splices"
 REGION_BANDS = ((0.0, 0.1), (0.1, 0.2), (0.2, 1.0))  # pasted fraction of the image; the last band includes 1.0
 
 
+def _fractions(manifest) -> dict:
+    """Splice id -> `spliced_fraction` (None where the manifest does not give it)."""
+    frac = {}
+    for line in pathlib.Path(manifest).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            frac[rec["id"]] = rec.get("spliced_fraction")
+    return frac
+
+
+def _in_band(f, i: int, bands) -> bool:
+    lo, hi = bands[i]
+    return f is not None and lo <= f and (f < hi or (i == len(bands) - 1 and f <= hi))
+
+
+def pmap_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
+    """Where localization fails: the mean per-image average precision (p-mAP) of the spliced images of each band of
+    pasted-region size, beside the random map's on the same images. `records`: the evaluator's per-image rows
+    (`name`, `label`, `pmap`, `random_map.pmap`; images without a mask have no `pmap` and are left out). A band
+    without scored images gives no row."""
+    frac = _fractions(manifest)
+    scored = [(frac.get(pathlib.Path(r["name"]).stem), r) for r in records if r.get("label") == 1 and "pmap" in r]
+    rows = []
+    for i, (lo, hi) in enumerate(bands):
+        recs = [r for f, r in scored if _in_band(f, i, bands)]
+        if recs:
+            rnd = [r["random_map"]["pmap"] for r in recs if "pmap" in (r.get("random_map") or {})]
+            rows.append({"band": [lo, hi], "spliced": len(recs),
+                         "pmap": float(np.mean([r["pmap"] for r in recs])),
+                         "random_pmap": float(np.mean(rnd)) if len(rnd) == len(recs) else None})
+    return rows
+
+
 def detection_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
     """Where detection fails: the detection ROC AUC (sklearn) of each band of pasted-region size against ALL the
     authentic images. `records`: dicts with `name` (image file name), `label` (1 spliced) and `score` (the
@@ -379,17 +412,12 @@ def detection_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
     `spliced_fraction`). A band without spliced images, or a set without authentic ones, gives no row."""
     from sklearn.metrics import roc_auc_score
 
-    frac = {}
-    for line in pathlib.Path(manifest).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            frac[rec["id"]] = rec.get("spliced_fraction")
+    frac = _fractions(manifest)
     authentic = [float(r["score"]) for r in records if r.get("label") == 0]
     spliced = [(frac.get(pathlib.Path(r["name"]).stem), float(r["score"])) for r in records if r.get("label") == 1]
     rows = []
     for i, (lo, hi) in enumerate(bands):
-        last = i == len(bands) - 1
-        scores = [sc for f, sc in spliced if f is not None and lo <= f and (f < hi or (last and f <= hi))]
+        scores = [sc for f, sc in spliced if _in_band(f, i, bands)]
         if scores and authentic:
             y = [0] * len(authentic) + [1] * len(scores)
             rows.append({"band": [lo, hi], "spliced": len(scores), "authentic": len(authentic),
@@ -542,7 +570,8 @@ class Evaluation:
             ev = splice.evaluate(datasets.get_dataset("folder", root), embed, self.out / "heatmaps" / key / name,
                                  seed=self.seed, log=lambda m: None, patch=self.crop, num_per_dim=self.num_per_dim)
             res[key] = {"model": ev["model"], "random_map": ev["random"], "skipped": len(ev["skipped"]),
-                        "det_auc_by_region": detection_by_region(ev["records"], root / "manifest.jsonl")}
+                        "det_auc_by_region": detection_by_region(ev["records"], root / "manifest.jsonl"),
+                        "pmap_by_region": pmap_by_region(ev["records"], root / "manifest.jsonl")}
         if self.zoo_crops:
             zoo_photo = np.stack([_norm(f).mean(0) for f in (embed(c) for c in self.zoo_crops)])
             res["per_tag_zero_shot"] = per_tag_zero_shot(zoo_photo, self.zoo_items, model.encode_texts)
@@ -643,6 +672,19 @@ def write_report(out: pathlib.Path, result: dict) -> None:
                 lo, hi = r["band"]
                 lines.append(f"| {name} | {lo:.0%}-{hi:.0%} | {r['spliced']} / {r['authentic']} | "
                              f"{_f(r['det_auc'])} | {_f(by_band.get(tuple(r['band'])))} |")
+    pm = [(key, name) for key, name in SPLICE_SETS if (result["trained"].get(key) or {}).get("pmap_by_region")]
+    if pm:
+        lines += ["", "p-mAP by the pasted region's share of the image (mean over the band's spliced images; the "
+                  "random map on the same images):", "",
+                  f"| splices | region | spliced | {result['trained']['label']} | untrained | random map |",
+                  "|---|---|---|---|---|---|"]
+        for key, name in pm:
+            ctrl_rows = ((ctrl or {}).get(key) or {}).get("pmap_by_region") or []
+            by_band = {tuple(r["band"]): r["pmap"] for r in ctrl_rows}
+            for r in result["trained"][key]["pmap_by_region"]:
+                lo, hi = r["band"]
+                lines.append(f"| {name} | {lo:.0%}-{hi:.0%} | {r['spliced']} | {_f(r['pmap'])} | "
+                             f"{_f(by_band.get(tuple(r['band'])))} | {_f(r['random_pmap'])} |")
     cam = result["trained"]["camera"]
     lines += ["", f"Camera identification: {cam['photos']} held-out photos of {cam['cameras']} cameras; each "
               "camera's text is the mean embedding of its training photos' EXIF texts (the fit row ranks those training "

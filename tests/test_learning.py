@@ -246,6 +246,47 @@ def test_detection_by_region_scores_each_band_against_all_authentic_images(tmp_p
     assert [r["band"] for r in learning.detection_by_region(only_small, manifest)] == [[0.0, 0.1]]
 
 
+def test_pmap_by_region_averages_each_band_of_scored_splices(tmp_path):
+    manifest = tmp_path / "manifest.jsonl"
+    fractions = {"s0": 0.009, "s1": 0.09, "s2": 0.15, "s3": 1.0, "s4": 0.05, "s5": None}
+    manifest.write_text("".join(json.dumps({"id": k, "label": 1, **({"spliced_fraction": f} if f else {})}) + "\n"
+                                for k, f in fractions.items()))
+    records = [{"name": "a0.png", "label": 0, "score": 0.1},
+               {"name": "s0.png", "label": 1, "pmap": 0.02, "random_map": {"pmap": 0.03}},
+               {"name": "s1.png", "label": 1, "pmap": 0.90, "random_map": {"pmap": 0.15}},
+               {"name": "s2.png", "label": 1, "pmap": 0.50, "random_map": {"pmap": 0.25}},
+               {"name": "s3.png", "label": 1, "pmap": 1.00, "random_map": {"pmap": 0.75}},
+               {"name": "s4.png", "label": 1, "note": "no mask or empty mask: detection only"},
+               {"name": "s5.png", "label": 1, "pmap": 0.0, "random_map": {"pmap": 0.0}}]
+    rows = learning.pmap_by_region(records, manifest)
+    # s4 has no mask (no pmap) and s5 no fraction: both left out; 1.0 falls in the last band
+    assert [(r["band"], r["spliced"]) for r in rows] == [([0.0, 0.1], 2), ([0.1, 0.2], 1), ([0.2, 1.0], 1)]
+    assert [r["pmap"] for r in rows] == pytest.approx([0.46, 0.50, 1.00])
+    assert [r["random_pmap"] for r in rows] == pytest.approx([0.09, 0.25, 0.75])
+    assert learning.pmap_by_region(records[:1], manifest) == []
+
+
+def test_report_gives_pmap_by_region_beside_the_control_and_the_random_map(tmp_path):
+    def scores(label, pmaps):
+        return {"label": label, "camera": {"photos": 4, "cameras": 2},
+                "cross_camera_splices": {"pmap_by_region": [
+                    {"band": list(b), "spliced": 3, "pmap": p, "random_pmap": r}
+                    for b, p, r in zip(learning.REGION_BANDS, pmaps, (0.0625, 0.1875, 0.3125))]}}
+
+    result = {"real": True, "data": {"photos": 8, "cameras": 2, "train": 4, "eval": 4, "eval_seen_camera": 4,
+                                     "eval_natural": 0},
+              "train": {"steps": 10, "seconds": 60.0, "first_loss": 3.0, "last_loss": 2.0},
+              "load_before": "0.1", "load_after": "0.2", "table": [], "pairs": 10, "splices_dir": None,
+              "trained": scores("real_cameras step 10", [0.625, 0.75, 0.875]),
+              "untrained": scores("untrained (seed 0)", [0.25, 0.375, 0.5])}
+    learning.write_report(tmp_path, result)
+    md = (tmp_path / "results.md").read_text()
+    assert "| cross-camera | 0%-10% | 3 | 0.625 | 0.250 | 0.062 |" in md
+    assert "| cross-camera | 10%-20% | 3 | 0.750 | 0.375 | 0.188 |" in md
+    assert "| cross-camera | 20%-100% | 3 | 0.875 | 0.500 | 0.312 |" in md
+    assert "Detection AUC by" not in md  # no detection rows were given: no empty table
+
+
 def test_report_gives_each_region_band_beside_the_untrained_control(tmp_path):
     def bands(aucs):
         return [{"band": list(b), "spliced": 3, "authentic": 2, "det_auc": a}
