@@ -634,6 +634,26 @@ def _f(x, sign: bool = False):
     return "-" if x is None else f"{x:+.3f}" if sign else f"{x:.3f}"
 
 
+def _region_table(result: dict, field: str, value: str, caption: str, count, extra=()) -> list[str]:
+    """Markdown lines of a by-region breakdown (`field`: `det_auc_by_region` or `pmap_by_region` of each splice set):
+    per band, the trained model's `value` beside the untrained control's in the same band. `count`: (header,
+    row -> cell); `extra`: (header, key) columns of the trained rows. No set with rows: no lines."""
+    trained, ctrl = result["trained"], result.get("untrained") or {}
+    sets = [(key, name) for key, name in SPLICE_SETS if (trained.get(key) or {}).get(field)]
+    if not sets:
+        return []
+    head = ["splices", "region", count[0], trained["label"], "untrained", *(h for h, _ in extra)]
+    lines = ["", caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, name in sets:
+        ctrl_by_band = {tuple(r["band"]): r[value] for r in (ctrl.get(key) or {}).get(field) or []}
+        for r in trained[key][field]:
+            lo, hi = r["band"]
+            cells = [name, f"{lo:.0%}-{hi:.0%}", count[1](r), _f(r[value]), _f(ctrl_by_band.get(tuple(r["band"]))),
+                     *(_f(r[k]) for _, k in extra)]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(out: pathlib.Path, result: dict) -> None:
     (out / "learning.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     t, d = result["train"], result["data"]
@@ -659,32 +679,14 @@ def write_report(out: pathlib.Path, result: dict) -> None:
             u = ((ctrl or {}).get("per_tag_zero_shot") or {}).get(tag, {}).get("accuracy")
             lines.append(f"| {tag} | {r['values']} | {_f(r['accuracy'])} | {_f(u)} | "
                          f"{_f(None if u is None else r['accuracy'] - u, True)} | {_f(r['chance'])} |")
-    bands = [(key, name) for key, name in SPLICE_SETS if (result["trained"].get(key) or {}).get("det_auc_by_region")]
-    if bands:
-        lines += ["", "Detection AUC by the pasted region's share of the image (each band's splices against all the "
-                  "authentic images of the set):", "",
-                  f"| splices | region | spliced / authentic | {result['trained']['label']} | untrained |",
-                  "|---|---|---|---|---|"]
-        for key, name in bands:
-            ctrl_rows = ((ctrl or {}).get(key) or {}).get("det_auc_by_region") or []
-            by_band = {tuple(r["band"]): r["det_auc"] for r in ctrl_rows}
-            for r in result["trained"][key]["det_auc_by_region"]:
-                lo, hi = r["band"]
-                lines.append(f"| {name} | {lo:.0%}-{hi:.0%} | {r['spliced']} / {r['authentic']} | "
-                             f"{_f(r['det_auc'])} | {_f(by_band.get(tuple(r['band'])))} |")
-    pm = [(key, name) for key, name in SPLICE_SETS if (result["trained"].get(key) or {}).get("pmap_by_region")]
-    if pm:
-        lines += ["", "p-mAP by the pasted region's share of the image (mean over the band's spliced images; the "
-                  "random map on the same images):", "",
-                  f"| splices | region | spliced | {result['trained']['label']} | untrained | random map |",
-                  "|---|---|---|---|---|---|"]
-        for key, name in pm:
-            ctrl_rows = ((ctrl or {}).get(key) or {}).get("pmap_by_region") or []
-            by_band = {tuple(r["band"]): r["pmap"] for r in ctrl_rows}
-            for r in result["trained"][key]["pmap_by_region"]:
-                lo, hi = r["band"]
-                lines.append(f"| {name} | {lo:.0%}-{hi:.0%} | {r['spliced']} | {_f(r['pmap'])} | "
-                             f"{_f(by_band.get(tuple(r['band'])))} | {_f(r['random_pmap'])} |")
+    lines += _region_table(result, "det_auc_by_region", "det_auc",
+                           "Detection AUC by the pasted region's share of the image (each band's splices against all "
+                           "the authentic images of the set):",
+                           ("spliced / authentic", lambda r: f"{r['spliced']} / {r['authentic']}"))
+    lines += _region_table(result, "pmap_by_region", "pmap",
+                           "p-mAP by the pasted region's share of the image (mean over the band's spliced images; the "
+                           "random map on the same images):",
+                           ("spliced", lambda r: str(r["spliced"])), extra=(("random map", "random_pmap"),))
     cam = result["trained"]["camera"]
     lines += ["", f"Camera identification: {cam['photos']} held-out photos of {cam['cameras']} cameras; each "
               "camera's text is the mean embedding of its training photos' EXIF texts (the fit row ranks those training "

@@ -266,21 +266,26 @@ def test_pmap_by_region_averages_each_band_of_scored_splices(tmp_path):
     assert learning.pmap_by_region(records[:1], manifest) == []
 
 
-def test_report_gives_pmap_by_region_beside_the_control_and_the_random_map(tmp_path):
-    def scores(label, pmaps):
-        return {"label": label, "camera": {"photos": 4, "cameras": 2},
-                "cross_camera_splices": {"pmap_by_region": [
-                    {"band": list(b), "spliced": 3, "pmap": p, "random_pmap": r}
-                    for b, p, r in zip(learning.REGION_BANDS, pmaps, (0.0625, 0.1875, 0.3125))]}}
+def _report(tmp_path, key: str, trained: dict, untrained: dict) -> str:
+    """results.md of a minimal result whose trained and untrained models give only `key` (a splice set's dict)."""
+    def scores(label, sets):
+        return {"label": label, "camera": {"photos": 4, "cameras": 2}, key: sets}
 
     result = {"real": True, "data": {"photos": 8, "cameras": 2, "train": 4, "eval": 4, "eval_seen_camera": 4,
                                      "eval_natural": 0},
               "train": {"steps": 10, "seconds": 60.0, "first_loss": 3.0, "last_loss": 2.0},
               "load_before": "0.1", "load_after": "0.2", "table": [], "pairs": 10, "splices_dir": None,
-              "trained": scores("real_cameras step 10", [0.625, 0.75, 0.875]),
-              "untrained": scores("untrained (seed 0)", [0.25, 0.375, 0.5])}
+              "trained": scores("real_cameras step 10", trained), "untrained": scores("untrained (seed 0)", untrained)}
     learning.write_report(tmp_path, result)
-    md = (tmp_path / "results.md").read_text()
+    return (tmp_path / "results.md").read_text()
+
+
+def test_report_gives_pmap_by_region_beside_the_control_and_the_random_map(tmp_path):
+    def bands(pmaps):
+        return {"pmap_by_region": [{"band": list(b), "spliced": 3, "pmap": p, "random_pmap": r}
+                                   for b, p, r in zip(learning.REGION_BANDS, pmaps, (0.0625, 0.1875, 0.3125))]}
+
+    md = _report(tmp_path, "cross_camera_splices", bands([0.625, 0.75, 0.875]), bands([0.25, 0.375, 0.5]))
     assert "| cross-camera | 0%-10% | 3 | 0.625 | 0.250 | 0.062 |" in md
     assert "| cross-camera | 10%-20% | 3 | 0.750 | 0.375 | 0.188 |" in md
     assert "| cross-camera | 20%-100% | 3 | 0.875 | 0.500 | 0.312 |" in md
@@ -289,21 +294,10 @@ def test_report_gives_pmap_by_region_beside_the_control_and_the_random_map(tmp_p
 
 def test_report_gives_each_region_band_beside_the_untrained_control(tmp_path):
     def bands(aucs):
-        return [{"band": list(b), "spliced": 3, "authentic": 2, "det_auc": a}
-                for b, a in zip(learning.REGION_BANDS, aucs)]
+        return {"det_auc_by_region": [{"band": list(b), "spliced": 3, "authentic": 2, "det_auc": a}
+                                      for b, a in zip(learning.REGION_BANDS, aucs)]}
 
-    def scores(label, aucs):
-        return {"label": label, "camera": {"photos": 4, "cameras": 2},
-                "same_content_splices": {"det_auc_by_region": bands(aucs)}}
-
-    result = {"real": True, "data": {"photos": 8, "cameras": 2, "train": 4, "eval": 4, "eval_seen_camera": 4,
-                                     "eval_natural": 0},
-              "train": {"steps": 10, "seconds": 60.0, "first_loss": 3.0, "last_loss": 2.0},
-              "load_before": "0.1", "load_after": "0.2", "table": [], "pairs": 10, "splices_dir": None,
-              "trained": scores("real_cameras step 10", [0.125, 0.5, 0.875]),
-              "untrained": scores("untrained (seed 0)", [0.25, 0.375, 0.625])}
-    learning.write_report(tmp_path, result)
-    md = (tmp_path / "results.md").read_text()
+    md = _report(tmp_path, "same_content_splices", bands([0.125, 0.5, 0.875]), bands([0.25, 0.375, 0.625]))
     assert "| same-content zoo | 0%-10% | 3 / 2 | 0.125 | 0.250 |" in md
     assert "| same-content zoo | 10%-20% | 3 / 2 | 0.500 | 0.375 |" in md
     assert "| same-content zoo | 20%-100% | 3 / 2 | 0.875 | 0.625 |" in md
