@@ -79,6 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.crops_per_image = 1
     c.data.views = 1  # crops of one photo per example, sharing one text-tower pass (exif_jax.train.views)
     c.data.crop_align = 1  # crop offsets on a multiple of this (8: the JPEG block grid; 1: anywhere, as the original)
+    c.data.decode_cache_mb = 0  # >0: keep decoded photos in memory (small datasets read for many epochs)
     c.data.eval_split = "eval"
     c.data.eval_batches = 4  # held-out batches per eval (-1: one pass over the whole held-out split)
     c.data.eval_batch_size = 0  # 0: same as batch_size

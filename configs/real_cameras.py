@@ -42,7 +42,8 @@ p-mAP 0.634 / 0.643 (untrained 0.013, 0.013, 0.613, 0.311). The README's "Learni
 camera traces" has the full table. Args: `steps=N`, `crop=N`, `width=N` (ResNet stem channels), `crops=N` (crops
 per decoded photo), `batch=N`, `filter=highpass|rgb+highpass|none`, `seed=N` (init and data order), `text_len=N`
 (tokens per EXIF text, default 256; longer texts are cut), `views=N` (crops of one photo per example, sharing
-one text-tower pass; default 1), `runlocal` (30 steps, tests).
+one text-tower pass; default 1), `lr=X` (peak learning rate, default 1e-3), `cache_mb=N`
+(MiB of decoded photos kept in memory, default 2048; 0: decode every time), `runlocal` (30 steps, tests).
 """
 from configs import common
 
@@ -51,7 +52,8 @@ def get_config(arg=None):
     from exif_jax.models.configs import get_model_config
 
     a = common.parse_arg(arg, steps=4000, crop=64, width=16, crops=16, batch=32, filter="highpass", seed=0,
-                         text_len=256, views=1, runlocal=False)
+                         text_len=256, views=1, lr=1e-3, cache_mb=2048,
+                         runlocal=False)
     c = common.base_config()
     c.config_name = "real_cameras"
     model = get_model_config("resnet50", **{"embed_dim": 64, "image_size": a.crop, "text.variant": "mini",
@@ -66,6 +68,9 @@ def get_config(arg=None):
     c.checkpoint_every = max(a.steps // 8, 50)
     c.data.crop = a.crop  # native resolution: random crops of the decoded photo, never resized
     c.data.crops_per_image = a.crops
+    # each photo is decoded ~90 times in 30 minutes: keep the decoded photos (~1.1 GB for eval.learning --real's
+    # 221 training photos); the batches are the same bits with or without it
+    c.data.decode_cache_mb = a.cache_mb
     c.data.views = a.views  # crops of one photo per example: one text-tower pass for `views` image crops
     # clean texts of these cameras: median 164 tokens, max 272 (2% longer than 256). The text tower's attention
     # costs L^2, so it is ~3/4 of a step at 256: `text_len=128` halves the step and keeps Make, Model and exposure.
@@ -75,7 +80,7 @@ def get_config(arg=None):
     c.data.eval_batch_size = a.batch
     c.data.shuffle_window = 128
     c.optim.name = "adamw"
-    c.optim.lr = 1e-3
+    c.optim.lr = a.lr  # peak, after the warmup; cosine to min_lr
     c.optim.weight_decay = 1e-4
     c.optim.warmup_steps = 50  # > the 10 timed steps of eval.learning's calibration (the warmup does not depend
     c.optim.schedule = "cosine"  # on the run length, so a calibrated run equals one started with its final length)

@@ -389,6 +389,64 @@ def test_partial_decode_other_jpeg_kinds(mode, kw):
         np.testing.assert_array_equal(got, full[t:t + CROP, l:l + CROP])
 
 
+def test_decoded_photo_cache_changes_no_batch_and_resumes_exactly(dataset):
+    """`data.decode_cache_mb`: over four epochs (every photo decoded again and again) the cached pipeline gives the
+    uncached pipeline's batches bit for bit, and a cached iterator restored mid-stream continues them exactly."""
+    root, _ = dataset
+    kw = dict(global_batch_size=8, process_index=0, process_count=1, seed=5, split="train", crop_size=CROP,
+              crops_per_image=2)
+    plain = _take(make_dataset(_cfg(root / "tf"), **kw), 24)  # 24 photos x 2 crops / 8 = 6 batches an epoch
+    it = iter(make_dataset(_cfg(root / "tf", decode_cache_mb=64), **kw))
+    cached = [next(it) for _ in range(24)]
+    cache = it._cache
+    it.close()
+    assert cache.misses == N_PHOTOS and cache.hits > 2 * N_PHOTOS  # each photo decoded once, then served
+    for a, b in zip(plain, cached):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    it = iter(make_dataset(_cfg(root / "tf", decode_cache_mb=64), **kw))
+    for _ in range(9):
+        next(it)
+    state = it.get_state()
+    it.close()
+    fresh = iter(make_dataset(_cfg(root / "tf", decode_cache_mb=64), **kw))
+    fresh.set_state(state)
+    got = [next(fresh) for _ in range(15)]
+    fresh.close()
+    for a, b in zip(plain[9:], got):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    with pytest.raises(DataError, match=r"data.decode_cache_mb=-1: must be >= 0"):
+        make_dataset(_cfg(root / "tf", decode_cache_mb=-1), **kw)
+
+
+@pytest.mark.parametrize("mode,kw", [("RGB", {"progressive": True}), ("L", {}), ("CMYK", {}),
+                                     ("RGB", {"subsampling": 2})])
+def test_decoded_photo_cache_crops_equal_a_full_decode_and_keep_to_the_budget(mode, kw):
+    from exif_jax.data.pipeline import DecodedPhotoCache
+
+    rng = np.random.default_rng(2)
+    photos = []
+    for _ in range(3):
+        arr = rng.integers(0, 256, (150, 90, len(mode)), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(arr[..., 0] if mode == "L" else arr, mode).save(buf, "JPEG", quality=90, **kw)
+        photos.append(buf.getvalue())
+    one = 150 * 90 * 3  # bytes of one decoded RGB photo
+    cache = DecodedPhotoCache(2 * one)  # room for two of the three
+    offs = [(0, 0), (40, 17), (150 - CROP, 90 - CROP)]
+    for data in photos + photos[::-1]:  # 0 1 2 | 2 1 0: 2 and 1 are still kept, 0 was pushed out by 2
+        full = _full_rgb(data)
+        for (t, l), got in zip(offs, cache.crops(data, offs, CROP)):
+            np.testing.assert_array_equal(got, full[t:t + CROP, l:l + CROP])
+        assert cache.bytes <= 2 * one
+    assert (cache.misses, cache.hits) == (4, 2)
+    big = DecodedPhotoCache(one - 1)  # a photo larger than the whole budget is decoded and not kept
+    big.crops(photos[0], offs, CROP)
+    big.crops(photos[0], offs, CROP)
+    assert (big.misses, big.hits, big.bytes) == (2, 0, 0)
+
+
 def test_crop_align_puts_crops_on_the_jpeg_grid(dataset, tokenizer):
     root, photos = dataset
     ds = make_dataset(_cfg(root / "tf", crop_align=8), global_batch_size=8, process_index=0, process_count=1,

@@ -39,6 +39,10 @@ Data config keys (`config.data`):
   text_len        fixed token length L (default: `max_text_len` if set, else dataset_info.json `text_len`)
   crops_per_image crops per decoded image (default 1; a `crops_per_image` argument wins)
   views           crops per example, all of one photo and sharing its text (default 1; a `views` argument wins)
+  decode_cache_mb keep whole decoded photos in memory, up to this many MiB per iterator (per worker process), least
+                  recently used out first (default 0 = off: every group decodes its photos again). For small datasets
+                  read for many epochs (`configs/real_cameras.py`: each photo ~90 times in 30 min); batches are the
+                  same bits either way, and the cache is not part of the iterator state
   crop_align      crop offsets are multiples of this (default 1, as the original; 8 keeps crops on the JPEG block
                   grid, so a patch-8 ViT's patches are exactly JPEG blocks and quantization traces line up)
   eval_split      name of the held-out split (default "eval")
@@ -296,6 +300,44 @@ def crop_offsets(seed: int, image_index: int, width: int, height: int, crop: int
     return [(int(t), int(l)) for t, l in zip(tops, lefts)]
 
 
+class DecodedPhotoCache:
+    """Whole decoded photos (uint8 RGB arrays) keyed by a digest of their JPEG bytes, at most `max_bytes` in all,
+    least recently used out first. A photo larger than the whole budget is decoded as usual and not kept.
+
+    `crops` returns exactly what `decode_crops` returns (same decoder; the rows a partial decode stops after are
+    those of the full decode, and the RGB conversion is per pixel), so switching the cache on changes no batch.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self.bytes = 0
+        self.hits = self.misses = 0
+        self._photos: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
+
+    def crops(self, image: bytes, offsets: Sequence[tuple[int, int]], crop: int) -> list[np.ndarray]:
+        key = hashlib.blake2b(image, digest_size=16).digest()
+        full = self._photos.get(key)
+        if full is not None:
+            self.hits += 1
+            self._photos.move_to_end(key)
+        else:
+            self.misses += 1
+            from PIL import Image
+
+            with Image.open(io.BytesIO(image)) as im:
+                im.load()
+                full = np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
+            if full.nbytes <= self.max_bytes:
+                while self._photos and self.bytes + full.nbytes > self.max_bytes:
+                    self.bytes -= self._photos.popitem(last=False)[1].nbytes
+                self._photos[key] = full
+                self.bytes += full.nbytes
+        out = [full[t:t + crop, l:l + crop].copy() for t, l in offsets]
+        if any(c.shape[:2] != (crop, crop) for c in out):  # the record's size disagrees with the JPEG's
+            raise ValueError(f"decoded photo is {full.shape[1]}x{full.shape[0]}, too small for its crops")
+        return out
+
+
 class _CropBatchIterator(grain.DatasetIterator):
     def __init__(self, parent: grain.DatasetIterator, ds: "_ExifBatchDataset", seed: int):
         super().__init__()
@@ -304,6 +346,7 @@ class _CropBatchIterator(grain.DatasetIterator):
         self._seed = seed
         self._B, self._K, self._C = ds.batch_size, ds.crops_per_image, ds.crop_size
         self._V = ds.views
+        self._cache = DecodedPhotoCache(ds.decode_cache_mb << 20) if ds.decode_cache_mb > 0 else None
         self._tok = None
         self._counters = dict.fromkeys(COUNTER_KEYS, 0)
         self._pending: dict[int, list] = collections.defaultdict(list)
@@ -354,7 +397,12 @@ class _CropBatchIterator(grain.DatasetIterator):
             offsets = crop_offsets(self._seed, idx, r["width"], r["height"], self._C, self._K * V, self._ds.crop_align)
             wanted = [offsets[j * V + v] for j, _ in targets for v in range(V)]
             try:
-                crops = decode_crops(r["image"], wanted, self._C) if targets else []
+                if not targets:
+                    crops = []
+                elif self._cache is not None:
+                    crops = self._cache.crops(r["image"], wanted, self._C)
+                else:
+                    crops = decode_crops(r["image"], wanted, self._C)
             except (OSError, ValueError, SyntaxError) as e:  # validated at ingest, so rare: count, never fatal
                 if not self._replaying:
                     log.warning("%s: photo %s: JPEG decode failed: %s", self._ds.path, r["photo_id"], e)
@@ -444,6 +492,7 @@ class _ExifBatchDataset(grain.IterDataset):
         self.shuffle_window, self.cycle_length = shuffle_window, cycle_length
         self.num_epochs, self.shuffle = num_epochs, shuffle
         self.crop_align = 1
+        self.decode_cache_mb = 0
         self.shuffle_seed = seed  # ArrayRecord: the global permutation (same on every process)
         self.process_slice = slice(None)  # ArrayRecord: this process's share of the global permutation
         self._worker_slice = slice(None)
@@ -552,6 +601,10 @@ def make_dataset(data_cfg, *, global_batch_size: int, process_index: int, proces
     if align < 1:
         raise DataError(f"data.crop_align={align}: must be >= 1")
     ds.crop_align = align
+    cache_mb = int(_cfg_get(data_cfg, "decode_cache_mb", 0))
+    if cache_mb < 0:
+        raise DataError(f"data.decode_cache_mb={cache_mb}: must be >= 0 (0: no cache)")
+    ds.decode_cache_mb = cache_mb
     if fmt == "array_record":
         # every process sees the same global permutation and takes its own slice of it
         ds.shuffle_seed = _derive_seed(seed, 0, 0)
