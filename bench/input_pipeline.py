@@ -8,9 +8,10 @@ Baseline (same run, same JPEG bytes, one core): the plain per-sample loader a Py
 Pipeline: `exif_jax.data.pipeline.make_dataset` over the ingested TFRecord shards with `num_workers=0` (so it is
 one core too), including CRC checks, record parsing, tokenization and batching, for several `crops_per_image`.
 Reports crops/s/core, the ratio to the baseline, and the cores needed to feed 10k crops/s per host (a ResNet-50
-124 px step on a TPU/GPU host). With `--workers N` it also measures the multi-process pipeline end to end. With `--cache-mb N` it measures
-`data.decode_cache_mb=N` (decoded photos kept in memory) against no cache, both after one warm epoch, at the largest
-`crops_per_image`: the steady state of a run that reads a small dataset for many epochs.
+124 px step on a TPU/GPU host). With `--workers N` it also measures the multi-process pipeline end to end.
+With `--cache-mb N` it measures `data.decode_cache_mb=N` (decoded photos kept in memory) against no cache, both
+after one warm epoch, at the largest `crops_per_image`: the steady state of a run that reads a small dataset for
+many epochs.
 """
 from __future__ import annotations
 
