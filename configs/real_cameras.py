@@ -8,7 +8,7 @@ alike, processing differs) + `photos_dev/metadata_extractor` (natural photos) wi
 default tags start with Make and Model and keep what differs between cameras: sizes, software, exposure, white
 balance, sharpness, ...), splits them by photo so that every camera with >= 2 photos has photos on both sides
 (`eval.learning.split_by_camera`), then trains this config for about `--minutes` minutes (the step count is fixed
-from a timed start). By hand, after `eval.learning --real --prepare-only --out DIR`:
+from steps timed after a warm start). By hand, after `eval.learning --real --prepare-only --out DIR`:
 
     exif-jax train --config configs/real_cameras.py:steps=4000 --workdir DIR/train --config.data.path=DIR/data
 
@@ -82,8 +82,8 @@ def get_config(arg=None):
     c.optim.name = "adamw"
     c.optim.lr = a.lr  # peak, after the warmup; cosine to min_lr
     c.optim.weight_decay = 1e-4
-    c.optim.warmup_steps = 50  # > the 10 timed steps of eval.learning's calibration (the warmup does not depend
-    c.optim.schedule = "cosine"  # on the run length, so a calibrated run equals one started with its final length)
+    c.optim.warmup_steps = 50  # does not depend on the run length (eval.learning times its steps in a throwaway
+    c.optim.schedule = "cosine"  # run, exif_jax.train.budget; the quickstart's timed steps lie inside its warmup)
     c.optim.min_lr = 1e-5
     c.optim.clip_norm = 1.0
     c.model.logit_scale.learn = True

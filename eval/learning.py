@@ -12,8 +12,8 @@
    the transfer test. The split is written to `DIR/data/split.json`; the shards to `DIR/data` (what `exif-jax
    train` reads). (`exif-jax ingest --eval-fraction` splits by a hash of the photo id, so a camera's photos can all
    land on one side.)
-2. **train** `configs/real_cameras.py` for about `--minutes` (the step count is fixed from 10 timed steps inside
-   the LR warmup) -> `DIR/train` (kept; rerunning resumes).
+2. **train** `configs/real_cameras.py` for about `--minutes` (the step count is fixed from 50 steps timed after
+   one pass of decodes over the training photos, in a throwaway run) -> `DIR/train` (kept; rerunning resumes).
 3. **evaluate** the trained model and its untrained control (`exif_jax.load(DIR/train).untrained(0)`) identically,
    on the same crops, pairs and splices:
    - camera of held-out photos of seen cameras, zero-shot: each camera's text = the normalised mean of its training
@@ -61,7 +61,11 @@ def default_zoo(real: bool) -> int:
     return (2 if real else 4) if _have_simulator() else 0
 
 
-CALIBRATION_STEPS = 10
+CALIBRATION_STEPS = 50  # 10-step intervals of one run vary by +-15% on 2 cores: time a longer one
+# The timed steps follow a warm start in a throwaway folder (exif_jax.train.budget): one pass of decodes over the
+# training photos, so the decoded-photo cache is full, at most this many steps (a larger set times a partly cold
+# pipeline, which underestimates its rate: the run ends early rather than late).
+CALIBRATION_MAX_WARM_STEPS = 300
 
 
 class LearningError(RuntimeError):
@@ -245,6 +249,17 @@ def make_config(data_dir: pathlib.Path, steps: int, arg: str = "", trainer_eval:
     return c
 
 
+def calibration_warm_steps(cfg, data_dir: pathlib.Path) -> int:
+    """Steps of one pass of decodes over the training photos (each decoded photo gives `crops_per_image` crops,
+    `views` per example), capped at `CALIBRATION_MAX_WARM_STEPS`."""
+    from exif_jax.data.pipeline import load_dataset_info
+
+    n = int(((load_dataset_info(data_dir) or {}).get("counts") or {}).get("train") or 0)
+    crops = int(cfg.data.crops_per_image) / max(int(cfg.data.get("views", 1)), 1)
+    epoch = math.ceil(n * crops / int(cfg.batch_size)) if n else CALIBRATION_MAX_WARM_STEPS
+    return max(min(epoch, CALIBRATION_MAX_WARM_STEPS), 1)
+
+
 def train(train_dir: pathlib.Path, data_dir: pathlib.Path, *, minutes: float, steps: int | None = None,
           config_arg: str = "", trainer_eval: bool = True, log=print) -> dict:
     """`configs/real_cameras.py` for about `minutes` (or `steps`); resumes an interrupted run with its length.
@@ -258,9 +273,12 @@ def train(train_dir: pathlib.Path, data_dir: pathlib.Path, *, minutes: float, st
     if steps is None:
         from exif_jax.train.budget import steps_for_minutes
 
-        _say(log, f"train: timing {CALIBRATION_STEPS} steps to fit the run into {minutes:g} min")
-        steps, rate = steps_for_minutes(make_config(data_dir, 100000, config_arg), train_dir, minutes,
-                                        calib_steps=CALIBRATION_STEPS, use_fraction=0.9)
+        cfg = make_config(data_dir, 100000, config_arg)
+        warm = calibration_warm_steps(cfg, data_dir)
+        _say(log, f"train: timing {CALIBRATION_STEPS} steps after {warm} warm-up steps (thrown away) to fit the run "
+                  f"into {minutes:g} min")
+        steps, rate = steps_for_minutes(cfg, train_dir, minutes, calib_steps=CALIBRATION_STEPS, use_fraction=0.9,
+                                        warm_steps=warm)
         _say(log, f"train: {rate:.2f} steps/s -> {steps} steps")
     train_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps({"steps": int(steps)}))

@@ -175,6 +175,38 @@ def test_score_ranks_training_photos_against_their_own_cameras_texts(short_run):
     assert any(r["metric"].endswith("training photos (fit)") for r in learning.table_rows(res, None))
 
 
+def test_calibration_times_steps_after_one_pass_of_decodes_in_a_throwaway_run(short_run, tmp_path, monkeypatch):
+    """`eval.learning`'s calibration: its warm start is one pass of decodes over the training photos (counted here
+    from the shards), the real trainer stops after warm + timed steps in `WORKDIR/calibration`, the rate is the last
+    logged interval of that run, and the folder is gone afterwards."""
+    import math
+
+    from exif_jax.train import budget, trainer
+
+    cfg = learning.make_config(short_run / "data", 100000, "runlocal")  # 2 crops per decoded photo
+    n_train = sum(1 for _ in learning._read_split(short_run / "data", "train"))
+    warm = learning.calibration_warm_steps(cfg, short_run / "data")
+    assert warm == min(math.ceil(n_train * 2 / cfg.batch_size), learning.CALIBRATION_MAX_WARM_STEPS)
+
+    seen = []
+    real_train = trainer.train
+
+    def train_and_keep_the_log(c, workdir, stop_after=None):
+        out = real_train(c, workdir, stop_after=stop_after)
+        rows = [json.loads(ln) for ln in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+        seen.append((workdir, [r for r in rows if "samples_per_sec" in r]))
+        return out
+
+    monkeypatch.setattr(trainer, "train", train_and_keep_the_log)
+    wd = tmp_path / "train"
+    steps, rate = budget.steps_for_minutes(cfg, wd, 1.0, calib_steps=4, use_fraction=0.9, warm_steps=3)
+    (workdir, rows), = seen
+    assert workdir == str(wd / "calibration") and [r["step"] for r in rows] == [4, 8]  # 3 warm -> 4, + 4 timed
+    assert rate == pytest.approx(rows[-1]["samples_per_sec"] / cfg.batch_size)
+    assert steps >= 14 and not (wd / "calibration").exists()
+    assert not wd.exists() or not any(wd.iterdir())  # the real run will start from step 0
+
+
 def test_probe_reports_the_untrained_control_and_margin(short_run, shared_data, tmp_path):
     folder = tmp_path / "two"
     folder.mkdir()

@@ -27,3 +27,36 @@ def test_steps_for_minutes_fits_the_budget_at_the_logged_rate(tmp_path, monkeypa
     assert calls == [(dict(cfg), str(tmp_path), 10)] and cfg.eval_every == 0 and cfg.checkpoint_every == 10
     # no time left: still the timed steps plus 10
     assert budget.steps_for_minutes(cfg, tmp_path, 0.0, calib_steps=10, use_fraction=0.5)[0] == 20
+
+
+def test_steps_for_minutes_after_a_warm_start_times_the_last_steps_in_a_throwaway_folder(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_train(cfg, workdir, stop_after=None):
+        calls.append((workdir, stop_after, cfg.log_every, cfg.checkpoint_every, cfg.eval_every))
+        wd = tmp_path / "run" / "calibration"
+        assert workdir == str(wd)
+        wd.mkdir(parents=True)
+        # the cold first pass is slow, the warm interval at the end is 4x faster: only the last row counts
+        rows = [{"step": 10, "samples_per_sec": 40.0}, {"step": 20, "samples_per_sec": 40.0},
+                {"step": 30, "samples_per_sec": 160.0}]
+        (wd / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (wd / "checkpoints").mkdir()
+
+    monkeypatch.setattr("exif_jax.train.trainer.train", fake_train)
+    cfg = ml_collections.ConfigDict({"batch_size": 16, "total_steps": 1000, "log_every": 1, "checkpoint_every": 1,
+                                     "eval_every": 5})
+    (tmp_path / "run" / "calibration").mkdir(parents=True)  # an interrupted calibration's leftovers
+    (tmp_path / "run" / "calibration" / "metrics.jsonl").write_text('{"step": 10, "samples_per_sec": 1.0}\n')
+    steps, rate = budget.steps_for_minutes(cfg, tmp_path / "run", 2.0, calib_steps=10, use_fraction=0.5,
+                                           warm_steps=15)
+    assert rate == 160.0 / 16  # steps/s of the last 10 steps, after the warm start
+    # warm_steps 15 -> 20 (a multiple of the timed 10), + 10 timed: one call of 30 steps, logging every 10
+    assert calls == [(str(tmp_path / "run" / "calibration"), 30, 10, 300, 0)]
+    # the real run starts from step 0: 2 minutes (minus the stand-in's near-zero time), half used at 10 steps/s
+    assert 595 <= steps <= 600
+    assert list((tmp_path / "run").iterdir()) == []  # the throwaway folder is gone; the workdir holds nothing
+    # no time left: still the timed steps plus 10
+    calls.clear()
+    assert budget.steps_for_minutes(cfg, tmp_path / "run", 0.0, calib_steps=10, use_fraction=0.5,
+                                    warm_steps=15)[0] == 20
