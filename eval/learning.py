@@ -49,6 +49,8 @@ import time
 
 import numpy as np
 
+from eval import metrics
+
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_PHOTOS = (SHARED / "photos_multi", SHARED / "photos_dev" / "digicam_cc0")
 NATURAL_PHOTOS = (SHARED / "photos_dev" / "metadata_extractor" / "images",)
@@ -387,7 +389,7 @@ def pair_auc(feats, pairs) -> float:
 
 SPLICE_SETS = (("cross_camera_splices", "cross-camera"), ("same_content_splices", "same-content zoo"),
                ("same_content_edits", "same-content edits"))  # result key, report name
-REGION_BANDS = ((0.0, 0.1), (0.1, 0.2), (0.2, 1.0))  # pasted fraction of the image; the last band includes 1.0
+REGION_BANDS = metrics.REGION_BANDS  # pasted fraction of the image; the last band includes 1.0
 
 
 def _fractions(manifest) -> dict:
@@ -400,11 +402,6 @@ def _fractions(manifest) -> dict:
     return frac
 
 
-def _in_band(f, i: int, bands) -> bool:
-    lo, hi = bands[i]
-    return f is not None and lo <= f and (f < hi or (i == len(bands) - 1 and f <= hi))
-
-
 def pmap_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
     """Where localization fails: the mean per-image average precision (p-mAP) of the spliced images of each band of
     pasted-region size, beside the random map's on the same images. `records`: the evaluator's per-image rows
@@ -414,7 +411,7 @@ def pmap_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
     scored = [(frac.get(pathlib.Path(r["name"]).stem), r) for r in records if r.get("label") == 1 and "pmap" in r]
     rows = []
     for i, (lo, hi) in enumerate(bands):
-        recs = [r for f, r in scored if _in_band(f, i, bands)]
+        recs = [r for f, r in scored if metrics.in_band(f, i, bands)]
         if recs:
             rnd = [r["random_map"]["pmap"] for r in recs if "pmap" in (r.get("random_map") or {})]
             rows.append({"band": [lo, hi], "spliced": len(recs),
@@ -435,7 +432,7 @@ def detection_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
     spliced = [(frac.get(pathlib.Path(r["name"]).stem), float(r["score"])) for r in records if r.get("label") == 1]
     rows = []
     for i, (lo, hi) in enumerate(bands):
-        scores = [sc for f, sc in spliced if _in_band(f, i, bands)]
+        scores = [sc for f, sc in spliced if metrics.in_band(f, i, bands)]
         if scores and authentic:
             y = [0] * len(authentic) + [1] * len(scores)
             rows.append({"band": [lo, hi], "spliced": len(scores), "authentic": len(authentic),

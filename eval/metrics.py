@@ -16,6 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
+REGION_BANDS = ((0.0, 0.1), (0.1, 0.2), (0.2, 1.0))  # pasted fraction of the image; the last band includes 1.0
+
+
+def in_band(f, i: int, bands=REGION_BANDS) -> bool:
+    """Whether a pasted fraction `f` (None: unknown) lies in band `i` of `bands` (half-open; the last is closed)."""
+    lo, hi = bands[i]
+    return f is not None and lo <= f and (f < hi or (i == len(bands) - 1 and f <= hi))
+
 
 def _sweep(y_true, score):
     """Cumulative (tp, fp) for `pred = score >= t` at every distinct t, descending, plus `t = +inf` first."""

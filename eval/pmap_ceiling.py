@@ -24,7 +24,6 @@ import numpy as np
 from eval import datasets, metrics
 
 ORACLES = ("hard", "soft")
-BANDS = ((0.0, 0.1), (0.1, 0.2), (0.2, 1.01))  # the pasted region's share of the image, as in eval.learning
 JITTER = 1e-3
 
 
@@ -78,16 +77,12 @@ def ceiling(samples, *, patch: int, num_per_dim: int, seed: int = 0, log=print) 
         m = random_map_record(mask, g, seed + k)
         rec["random_map"] = {"pmap": m["pmap"], "ciou": m["ciou"]}
         records.append(rec)
-    summary = {}
-    for name in ORACLES + ("random_map",):
-        region = np.array([r["region"] for r in records])
-        pm = np.array([r[name]["pmap"] for r in records])
-        summary[name] = {
-            "pmap": float(pm.mean()) if len(pm) else float("nan"),
-            "ciou": float(np.mean([r[name]["ciou"] for r in records])) if records else float("nan"),
-            "by_region": [{"from": lo, "to": min(hi, 1.0), "images": int(((region >= lo) & (region < hi)).sum()),
-                           "pmap": float(pm[(region >= lo) & (region < hi)].mean())
-                           if ((region >= lo) & (region < hi)).any() else None} for lo, hi in BANDS]}
+    bands = [[r for r in records if metrics.in_band(r["region"], i)] for i in range(len(metrics.REGION_BANDS))]
+    mean = lambda recs, name, key: float(np.mean([r[name][key] for r in recs])) if recs else None  # noqa: E731
+    summary = {name: {"pmap": mean(records, name, "pmap"), "ciou": mean(records, name, "ciou"),
+                      "by_region": [{"from": lo, "to": hi, "images": len(recs), "pmap": mean(recs, name, "pmap")}
+                                    for (lo, hi), recs in zip(metrics.REGION_BANDS, bands)]}
+               for name in ORACLES + ("random_map",)}
     return {"images": len(records), "skipped": skipped, "summary": summary, "records": records}
 
 

@@ -9,7 +9,7 @@ Used by the quickstart and `eval.learning`, in one of two ways:
   first, so that the input pipeline reaches its steady rate (the decoded-photo cache full, decoding overlapped with
   the steps), then times `calib_steps` more; the folder is removed and the real run starts from step 0. On
   `eval.learning --real`'s 221 photos the first pass decodes every photo, and the in-run rate (10.2 steps/s timed,
-  30% data wait) was 2/3 of the steady one (15.5 steps/s, 10% data wait): that run trained 18 of its 30 minutes.
+  30% data wait) was 2/3 of the steady one (15.2 steps/s median, 10% data wait): that run trained 18 of its 30 minutes.
 """
 from __future__ import annotations
 
@@ -45,22 +45,21 @@ def steps_for_minutes(cfg, workdir, minutes: float, *, calib_steps: int, use_fra
     t0 = time.time()
     workdir = pathlib.Path(workdir)
     cfg.eval_every = 0
-    if warm_steps <= 0:
+    if warm_steps <= 0:  # the run's own first steps: they count towards its length
+        run_dir, n, done = workdir, calib_steps, calib_steps
         cfg.log_every = max(calib_steps // 2, 1)  # the rate of the second half excludes the first step's compile
-        cfg.checkpoint_every = calib_steps
-        run_train(cfg, str(workdir), stop_after=calib_steps)
-        rate = _last_rate(workdir, int(cfg.batch_size))
-        left = max(minutes * 60.0 - (time.time() - t0), 0.0)
-        return max(calib_steps + int(use_fraction * left * rate), calib_steps + 10), rate
-    scratch = workdir / CALIBRATION_DIR
-    shutil.rmtree(scratch, ignore_errors=True)  # an interrupted calibration's leftovers: never resumed from
-    n = (math.ceil(warm_steps / calib_steps) + 1) * calib_steps
-    cfg.log_every = calib_steps  # the last logged interval is the last `calib_steps` steps
-    cfg.checkpoint_every = 10 * n  # nothing saved: the folder is thrown away
+        cfg.checkpoint_every = calib_steps  # the run resumes from here
+    else:  # a throwaway run: nothing of it is kept
+        run_dir, done = workdir / CALIBRATION_DIR, 0
+        n = (math.ceil(warm_steps / calib_steps) + 1) * calib_steps
+        cfg.log_every = calib_steps  # the last logged interval is the last `calib_steps` steps
+        cfg.checkpoint_every = 10 * n  # nothing saved
+        shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted calibration's leftovers: never resumed from
     try:
-        run_train(cfg, str(scratch), stop_after=n)
-        rate = _last_rate(scratch, int(cfg.batch_size))
+        run_train(cfg, str(run_dir), stop_after=n)
+        rate = _last_rate(run_dir, int(cfg.batch_size))
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if run_dir != workdir:
+            shutil.rmtree(run_dir, ignore_errors=True)
     left = max(minutes * 60.0 - (time.time() - t0), 0.0)
-    return max(int(use_fraction * left * rate), calib_steps + 10), rate
+    return max(done + int(use_fraction * left * rate), calib_steps + 10), rate
