@@ -62,6 +62,25 @@ def released_mean_shift(points_, heat_shape, window=10, iters=5):
     return np.mean(points[ind[0]], axis=0).reshape(heat_shape)
 
 
+def released_mean_shift_staying_put(points_, heat_shape, window=10, iters=5):
+    """`released_mean_shift` with one change: a row whose query finds no row within eps keeps its value (the
+    released code takes the mean of no rows there: NaN)."""
+    points = np.copy(points_)
+    kdt = cKDTree(points)
+    eps_5 = np.percentile(cdist(points, points, metric="euclidean"), window) * (1 + TIE_RTOL)
+    empty = 0
+    for _ in range(iters):
+        for point_ind in range(points.shape[0]):
+            nearest_inds = kdt.query_ball_point(points[point_ind], r=eps_5)
+            if not nearest_inds:
+                empty += 1
+                continue
+            points[point_ind] = np.mean(points[nearest_inds], axis=0)
+    val = [kdt.count_neighbors(cKDTree(np.array([points[i]])), r=eps_5) for i in range(points.shape[0])]
+    ind = np.nonzero(val == np.max(val))
+    return np.mean(points[ind[0]], axis=0).reshape(heat_shape), empty
+
+
 def ref_pipeline(feats, grid):
     import cv2
 
@@ -189,6 +208,25 @@ def test_initial_neighbours_option_matches_tree_on_copy(seed):
     x = ref_volume(spliced_features(g, seed).astype(np.float64), g.hi, g.wi, g.patch, g.stride).reshape(g.num_cells, -1)
     want = ref_mean_shift(x, (g.hc, g.wc), tree_on_copy=True)
     np.testing.assert_allclose(mean_shift(x, g.hc, g.wc, neighbours="initial"), want, rtol=0, atol=1e-5)
+
+
+def test_a_row_left_with_no_neighbours_stays_put_where_the_released_code_has_no_map():
+    """Patch embeddings of a trained model's splice (tests/data, 19 x 19 cells) on which the released code breaks:
+    on pass 5 a moved row lies 1.063 from every initial row for eps 1.048, `np.mean` of no rows is NaN, the NaN
+    spreads and the final `cKDTree` refuses it. Ours keeps such a row where it is and equals that reading."""
+    import pathlib
+
+    d = np.load(pathlib.Path(__file__).parent / "data" / "empty_neighbourhood_features.npz")
+    g = patch_grid(int(d["height"]), int(d["width"]), int(d["patch"]), int(d["num_per_dim"]))
+    x = np.asarray(consistency_volume(d["features"], g), np.float32)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="Mean of empty slice"):
+        with pytest.raises(ValueError, match="must be finite"):
+            released_mean_shift(x, (g.hc, g.wc))
+    want, empty = released_mean_shift_staying_put(x, (g.hc, g.wc))
+    assert empty >= 1 and np.isfinite(want).all()
+    got = mean_shift(x, g.hc, g.wc)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
 
 
 def test_parallel_mode_is_jacobi_mean_shift():
