@@ -63,6 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3  # latest K kept by orbax
     c.async_checkpointing = True
     c.accum_steps = 1  # GradCache micro-batches per step (all negatives kept)
+    c.view_consistency = 0.0  # weight of the within-photo InfoNCE between views (data.views >= 2; train.views)
     c.nan_guard = True  # stop with a clear message on non-finite loss/grads (last good checkpoint is kept)
     c.eval_control = True  # evaluate the untrained initialisation once too (control_eval_* at step 0)
     c.wandb_project = ""  # empty: no Weights & Biases

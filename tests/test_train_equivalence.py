@@ -17,7 +17,7 @@ from exif_jax.train import mesh as mesh_lib, sharding, state as state_lib, step 
 STEPS, B, L = 20, 16, 16
 
 
-def _config(fsdp=1, data=-1, accum=1, tower="vit", views=1):
+def _config(fsdp=1, data=-1, accum=1, tower="vit", views=1, consistency=0.0):
     c = base_config()
     with_model(c, tiny_model_config(tower))
     c.batch_size = B
@@ -27,6 +27,7 @@ def _config(fsdp=1, data=-1, accum=1, tower="vit", views=1):
     c.mesh.data, c.mesh.fsdp = data, fsdp
     c.accum_steps = accum
     c.data.views = views
+    c.view_consistency = consistency
     c.optim.lr = 3e-4
     c.optim.warmup_steps = 3
     return c
@@ -107,15 +108,16 @@ def test_eight_devices_equal_one(single_device, mesh_kw, accum):
 
 @pytest.fixture(scope="module")
 def single_device_views():
-    return _run(_config(data=1, fsdp=1, views=3), jax.devices()[:1], aot=True)
+    return _run(_config(data=1, fsdp=1, views=3, consistency=0.5), jax.devices()[:1], aot=True)
 
 
 @pytest.mark.parametrize("mesh_kw,accum", [({"data": 8, "fsdp": 1}, 1), ({"data": 1, "fsdp": -1}, 2)],
                          ids=["data8", "fsdp8_gradcache2"])
 def test_views_eight_devices_equal_one(single_device_views, mesh_kw, accum):
-    """data.views=3 (3 crops per text): sharded training, with and without GradCache, equals one device."""
+    """data.views=3 (3 crops per text) with the within-photo term between views: sharded training, with and
+    without GradCache, equals one device."""
     ref_losses, ref_params, _ = single_device_views
-    losses, params, _ = _run(_config(accum=accum, views=3, **mesh_kw), jax.devices())
+    losses, params, _ = _run(_config(accum=accum, views=3, consistency=0.5, **mesh_kw), jax.devices())
     assert ref_losses[-4:].mean() < ref_losses[:4].mean()
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
     zero_grad = [k for k in ref_params if "k_proj/bias" in k or "k_lin/bias" in k]
@@ -124,14 +126,16 @@ def test_views_eight_devices_equal_one(single_device_views, mesh_kw, accum):
     assert _rel(everything(params), everything(ref_params)) < 1e-5
 
 
-def test_views_loss_is_the_mean_of_per_view_clip_losses():
+@pytest.mark.parametrize("w", [0.0, 0.5])
+def test_views_loss_is_the_mean_of_per_view_clip_losses(w):
     """The step's loss with views equals, on the same initial model, the mean over views of the single-device
-    CLIP formula (`reference_clip_loss`) of each view's crops against the texts, computed here view by view."""
+    CLIP formula (`reference_clip_loss`) of each view's crops against the texts, computed here view by view, plus
+    `view_consistency` w times the mean of the same formula between consecutive views (crops of one photo)."""
     from exif_jax.models.preprocess import normalize_images
     from exif_jax.train.loss import reference_clip_loss
 
     V = 3
-    config = _config(data=1, fsdp=1, views=V)
+    config = _config(data=1, fsdp=1, views=V, consistency=w)
     mesh = mesh_lib.make_mesh(config.mesh, devices=jax.devices()[:1])
     b = _batches(int(config.data.crop), V)[0]
     with jax.set_mesh(mesh):
@@ -139,13 +143,23 @@ def test_views_loss_is_the_mean_of_per_view_clip_losses():
         state = state_lib.init_state(config, mesh, spec)
         model, _ = nnx.merge(spec.graphdef, state)
         txt = model.encode_text(jnp.asarray(b["input_ids"]), jnp.asarray(b["attention_mask"]), train=True)
-        per_view = [float(reference_clip_loss(
-            model.encode_image(normalize_images(jnp.asarray(b["image"][:, v])), train=True), txt,
-            model.logit_scale())) for v in range(V)]
+        img = [model.encode_image(normalize_images(jnp.asarray(b["image"][:, v])), train=True) for v in range(V)]
+        per_view = [float(reference_clip_loss(img[v], txt, model.logit_scale())) for v in range(V)]
+        pairs = [float(reference_clip_loss(img[v], img[v + 1], model.logit_scale())) for v in range(V - 1)]
         bs = sharding.batch_sharding(mesh)
         _, m = step_lib.jit_step(config, mesh, spec)(state, {k: jax.device_put(v, bs) for k, v in b.items()})
     assert len(set(np.round(per_view, 4))) == V  # the views really differ
-    np.testing.assert_allclose(float(m["loss"]), np.mean(per_view), rtol=1e-5)
+    assert min(pairs) > 0.1  # random crops of one example are not yet alike: the term is not vanishing
+    np.testing.assert_allclose(float(m["loss"]), np.mean(per_view) + w * np.mean(pairs), rtol=1e-5)
+
+
+def test_view_consistency_needs_views():
+    config = _config(data=1, fsdp=1, views=1, consistency=1.0)
+    with pytest.raises(ValueError, match="view_consistency=1.0 needs data.views >= 2"):
+        step_lib.view_consistency(config)
+    config.view_consistency = -1.0
+    with pytest.raises(ValueError, match="must be >= 0"):
+        step_lib.view_consistency(config)
 
 
 class _BNTower(nnx.Module):

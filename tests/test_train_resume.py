@@ -152,14 +152,15 @@ def test_config_typos_fail_with_one_line(tmp_path, args, needle):
 
 
 def test_views_train_end_to_end_and_a_bad_value_is_one_line(dataset, tmp_path):
-    """data.views=2 through the real pipeline and trainer: it trains, logs image crops/s = 2x examples/s, and its
-    workdir loads for inference; data.views=0 stops with one line naming the key."""
+    """data.views=2 with the within-photo term through the real pipeline and trainer: it trains, logs image
+    crops/s = 2x examples/s, and its workdir loads for inference; data.views=0, or view_consistency without
+    views, stops with one line naming the key."""
     import exif_jax
 
     work = tmp_path / "views"
     cmd = _cmd(work, dataset)
     cmd[cmd.index(f"--config.total_steps={STEPS}")] = "--config.total_steps=3"
-    r = subprocess.run([*cmd, "--config.data.views=2"], env=_env(2), cwd=REPO, capture_output=True, text=True,
+    r = subprocess.run([*cmd, "--config.data.views=2", "--config.view_consistency=1.0"], env=_env(2), cwd=REPO, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(l) for l in (work / "metrics.jsonl").read_text().splitlines()]
@@ -172,3 +173,9 @@ def test_views_train_end_to_end_and_a_bad_value_is_one_line(dataset, tmp_path):
     assert bad.returncode == 2
     last = bad.stderr.strip().splitlines()[-1]
     assert last.startswith("exif-jax train:") and "data.views=0" in last, bad.stderr[-1000:]
+    bad = subprocess.run([*_cmd(tmp_path / "bad2", dataset), "--config.view_consistency=1.0"], env=_env(1),
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    last = bad.stderr.strip().splitlines()[-1]
+    assert last.startswith("exif-jax train:") and "view_consistency=1.0 needs data.views >= 2" in last, \
+        bad.stderr[-1000:]

@@ -73,10 +73,11 @@ def main(argv) -> int:
     if args.print_config:
         sys.stdout.write(config_files.to_text(config))
         return 0
-    from exif_jax.train.step import n_views
+    from exif_jax.train.step import n_views, view_consistency
 
     try:  # a bad value is a usage error: refused here, before any output is written
         n_views(config)
+        view_consistency(config)
     except ValueError as e:
         return _fail(str(e), 2)
     try:

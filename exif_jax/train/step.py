@@ -44,6 +44,17 @@ def n_views(config) -> int:
     return v
 
 
+def view_consistency(config) -> float:
+    """Weight of the within-photo term between views (`view_consistency`, default 0; needs `data.views >= 2`)."""
+    w = float(config.get("view_consistency", 0.0))
+    if w < 0:
+        raise ValueError(f"view_consistency={w}: must be >= 0")
+    if w > 0 and n_views(config) < 2:
+        raise ValueError(f"view_consistency={w} needs data.views >= 2 (crops of one photo per example); "
+                         f"data.views is {n_views(config)}")
+    return w
+
+
 def abstract_batch(config, mesh, batch_size: int | None = None, length: int | None = None) -> dict:
     """`jax.ShapeDtypeStruct`s (global shapes, batch sharding) of one train batch."""
     B = int(batch_size or config.batch_size)
@@ -71,7 +82,7 @@ def make_step_fn(config, mesh, spec: StateSpec) -> Callable:
     """The un-jitted step `(state, batch) -> (state, metrics)`."""
     k = int(config.accum_steps)
     kind = str(config.model.get("loss", "clip"))
-    loss_of_emb = views.mean_over_views(_loss_of_embeddings(kind, mesh))
+    loss_of_emb = views.mean_over_views(_loss_of_embeddings(kind, mesh), view_consistency(config))
     guard = bool(config.nan_guard)
 
     def step(state, batch):
