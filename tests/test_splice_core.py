@@ -43,10 +43,12 @@ def ref_mean_shift(points_, heat_shape, window=10, iters=5, tree_on_copy=False):
     return np.mean(points[ind[0]], axis=0).reshape(heat_shape)
 
 
-def released_mean_shift(points_, heat_shape, window=10, iters=5):
+def released_mean_shift(points_, heat_shape, window=10, iters=5, stay_put=None):
     """`EXIF_SC.mean_shift` of the released code, verbatim but for the tie slack, fed what it is fed there: the
     float32 consistency map (torch voting). `np.copy` keeps float32, so `cKDTree` builds on a float64 COPY: every
-    query sees the initial rows while the updates (float32 means of the current rows) go to `points`."""
+    query sees the initial rows while the updates (float32 means of the current rows) go to `points`.
+    `stay_put` (a list): the one change of ours -- a row whose query finds no row keeps its value (the released
+    code takes the mean of no rows: NaN); each such visit's row index is appended to the list."""
     points = np.copy(points_)
     assert points.dtype == np.float32
     kdt = cKDTree(points)
@@ -56,29 +58,13 @@ def released_mean_shift(points_, heat_shape, window=10, iters=5):
         for point_ind in range(points.shape[0]):
             point = points[point_ind]
             nearest_inds = kdt.query_ball_point(point, r=eps_5)
-            points[point_ind] = np.mean(points[nearest_inds], axis=0)
-    val = [kdt.count_neighbors(cKDTree(np.array([points[i]])), r=eps_5) for i in range(points.shape[0])]
-    ind = np.nonzero(val == np.max(val))
-    return np.mean(points[ind[0]], axis=0).reshape(heat_shape)
-
-
-def released_mean_shift_staying_put(points_, heat_shape, window=10, iters=5):
-    """`released_mean_shift` with one change: a row whose query finds no row within eps keeps its value (the
-    released code takes the mean of no rows there: NaN)."""
-    points = np.copy(points_)
-    kdt = cKDTree(points)
-    eps_5 = np.percentile(cdist(points, points, metric="euclidean"), window) * (1 + TIE_RTOL)
-    empty = 0
-    for _ in range(iters):
-        for point_ind in range(points.shape[0]):
-            nearest_inds = kdt.query_ball_point(points[point_ind], r=eps_5)
-            if not nearest_inds:
-                empty += 1
+            if stay_put is not None and not nearest_inds:
+                stay_put.append(point_ind)
                 continue
             points[point_ind] = np.mean(points[nearest_inds], axis=0)
     val = [kdt.count_neighbors(cKDTree(np.array([points[i]])), r=eps_5) for i in range(points.shape[0])]
     ind = np.nonzero(val == np.max(val))
-    return np.mean(points[ind[0]], axis=0).reshape(heat_shape), empty
+    return np.mean(points[ind[0]], axis=0).reshape(heat_shape)
 
 
 def ref_pipeline(feats, grid):
@@ -222,8 +208,9 @@ def test_a_row_left_with_no_neighbours_stays_put_where_the_released_code_has_no_
     with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="Mean of empty slice"):
         with pytest.raises(ValueError, match="must be finite"):
             released_mean_shift(x, (g.hc, g.wc))
-    want, empty = released_mean_shift_staying_put(x, (g.hc, g.wc))
-    assert empty >= 1 and np.isfinite(want).all()
+    empty = []
+    want = released_mean_shift(x, (g.hc, g.wc), stay_put=empty)
+    assert len(empty) >= 1 and np.isfinite(want).all()
     got = mean_shift(x, g.hc, g.wc)
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
