@@ -1,6 +1,6 @@
 """Image crops per second of a train step with several crops per text (`data.views`), against one crop per text.
 
-    python bench/views.py                                   # real_cameras, views 1,2,4 -> bench/results/views.json
+    python bench/views.py --config-arg text_len=256        # views 1,2,4 -> bench/results/views.json (256 tokens)
     python bench/views.py --config-arg text_len=128 --views 1,4 --out bench/results/views_textlen128.json
 
 `data.views = V` puts V crops of one photo in each example: the text tower runs once for V image crops
@@ -36,6 +36,8 @@ def _measure(config: str, arg: str, views: int, steps: int) -> dict:
 
     cfg = load_config(f"{config}:{arg}" if arg else config, lock=False)
     cfg.data.views = views
+    if views < 2:  # one crop per text has no pair for the within-photo term (configs/real_cameras.py: consist=1)
+        cfg.view_consistency = 0.0
     cfg.data.path = ""
     mesh = mesh_lib.make_mesh(cfg.mesh, devices=jax.devices()[:1])
     with jax.set_mesh(mesh):

@@ -7,7 +7,9 @@
 Runs `eval.learning.run` (the `--real` benchmark: ingest, split by photo per camera, train `configs/real_cameras.py`,
 score the trained model and its untrained control on held-out photos) once per variant, every variant with the SAME
 step count and seed, without the simulated zoo (`zoo=0`) and without the transfer test (`transfer=False`: the
-same-content splices are not among the ablated metrics and cost most of the evaluation), one factor at a time:
+same-content splices are not among the ablated metrics and cost most of the evaluation), one factor at a time. Every
+variant pins the settings the grid was measured with (`GRID`: 256-token texts, one crop per text, no within-photo
+term; `configs/real_cameras.py` has defaulted to 64 tokens, two crops and the term since):
 
 | variant | factor | change |
 |---|---|---|
@@ -62,7 +64,10 @@ class Variant:
     max_train_per_camera: int | None = None  # cap on training photos per camera (None: all)
 
 
-RGB = "filter=none"  # the grid studies the RGB tower (measured before the residual input became the default) ...
+# The grid was measured with one crop per text, 256-token texts and no within-photo term (the config's defaults
+# then); it pins them so that its variants keep meaning what they measured.
+GRID = "text_len=256,views=1,consist=0"
+RGB = f"filter=none,{GRID}"  # the grid studies the RGB tower (measured before the residual input was a default) ...
 VARIANTS = (
     Variant("baseline", "-", "64 px crops, width 16, all training photos, RGB input", config_arg=RGB),
     Variant("photos_2", "photos per camera", "at most 2 training photos per camera", config_arg=RGB,
@@ -75,11 +80,11 @@ VARIANTS = (
     Variant("seed_1", "training seed", "seed 1 (run-to-run yardstick)", config_arg=f"{RGB},seed=1"),
     Variant("crop_96_seed_1", "crop size", "96 px crops, seed 1", config_arg=f"{RGB},crop=96,seed=1"),
     # ... and this factor is the change to it: the high-pass residual input (docs/TRACES.md)
-    Variant("highpass", "input filter", "high-pass residual input (the configs' default now)",
-            config_arg="filter=highpass"),
-    Variant("rgb_highpass", "input filter", "RGB plus the amplified residual", config_arg="filter=rgb+highpass"),
+    Variant("highpass", "input filter", "high-pass residual input", config_arg=f"filter=highpass,{GRID}"),
+    Variant("rgb_highpass", "input filter", "RGB plus the amplified residual",
+            config_arg=f"filter=rgb+highpass,{GRID}"),
     Variant("rgb_highpass_seed_1", "input filter", "RGB plus the amplified residual, seed 1",
-            config_arg="filter=rgb+highpass,seed=1"),
+            config_arg=f"filter=rgb+highpass,{GRID},seed=1"),
 )
 
 # (column, path into an eval.learning result, chance: a number or a path into the trained result)
@@ -119,67 +124,12 @@ def cap_training_photos(src: pathlib.Path, dst: pathlib.Path, k: int, seed: int 
     set is unchanged. Records are copied byte for byte. Returns the new split summary (also `dst/split.json`).
     `kinds` (e.g. `("camera",)`): cap only training photos of these `split.json` kinds and keep the others (zoo
     renders, natural photos) whole, so a capped run with the zoo changes only the real cameras' photos."""
-    from exif_jax.data.records import parse_record
-    from exif_jax.data.tfrecord import CorruptRecord, TFRecordWriter, read_records
+    from eval.training_mix import MixError, training_mix
 
-    if k < 1:
-        raise AblationError(f"max training photos per camera {k}: must be >= 1")
-    if (dst / "split.json").is_file():
-        return json.loads((dst / "split.json").read_text())
-    if not (src / "split.json").is_file():
-        raise AblationError(f"{src}: no split.json (not an eval.learning data folder)")
-    summary = json.loads((src / "split.json").read_text())
-    kind = learning.photo_kinds(summary)
-    raw, cams, ids = [], [], []
-    for shard in sorted(src.glob("train-*-of-*.tfrecord")):
-        for i, rec in enumerate(read_records(shard)):
-            if isinstance(rec, CorruptRecord):
-                continue
-            r = parse_record(rec, f"{shard}#{i}")
-            raw.append(rec)
-            cams.append(learning._camera(r))
-            ids.append(r["photo_id"])
-    capped = [kinds is None or kind.get(pid, "camera") in kinds for pid in ids]
-    rng = np.random.default_rng(seed)
-    keep = ~np.array(capped, bool)  # records of other kinds are kept whole
-    for cam in sorted({c for c, cp in zip(cams, capped) if cp}):
-        idx = sorted((i for i, c in enumerate(cams) if c == cam and capped[i]), key=lambda i: ids[i])
-        keep[rng.permutation(idx)[:k]] = True
-    tmp = dst.with_name(dst.name + ".tmp")
-    if tmp.exists():
-        for f in tmp.iterdir():
-            f.unlink()
-    tmp.mkdir(parents=True, exist_ok=True)
-    kept = [r for r, kp in zip(raw, keep) if kp]
-    n = max(1, min(len(list(src.glob("train-*-of-*.tfrecord"))), len(kept)))
-    names = [f"train-{i:05d}-of-{n:05d}.tfrecord" for i in range(n)]
-    for i, name in enumerate(names):
-        with TFRecordWriter(tmp / name) as w:
-            for rec in kept[i::n]:
-                w.write(rec)
-    for shard in sorted(src.glob("eval-*-of-*.tfrecord")):
-        (tmp / shard.name).symlink_to(shard.absolute())
-    info = json.loads((src / "dataset_info.json").read_text())
-    info["splits"] = dict(info.get("splits", {}), train=dict(
-        (info.get("splits") or {}).get("train", {}), records=int(keep.sum()), shards=names,
-        records_per_shard=[len(kept[i::n]) for i in range(n)],
-        bytes=sum((tmp / nm).stat().st_size for nm in names)))
-    info["counts"] = dict(info.get("counts", {}), train=int(keep.sum()))
-    info["max_train_per_camera"] = k
-    if kinds is not None:
-        info["max_train_per_camera_kinds"] = sorted(kinds)
-    (tmp / "dataset_info.json").write_text(json.dumps(info, indent=1, ensure_ascii=False))
-    dropped = {pid for pid, kp in zip(ids, keep) if not kp}
-    for it in summary["items"]:
-        if it["split"] == "train" and it["photo_id"] in dropped:
-            it["split"] = "dropped"
-    summary.update(train=int(keep.sum()), photos=summary["photos"] - len(dropped), dropped=len(dropped),
-                   max_train_per_camera=k)
-    if kinds is not None:
-        summary["max_train_per_camera_kinds"] = sorted(kinds)
-    (tmp / "split.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
-    tmp.rename(dst)  # complete or absent: a crash never leaves a half-written folder that looks prepared
-    return summary
+    try:
+        return training_mix(src, dst, cap=k, kinds=kinds, seed=seed)
+    except MixError as e:
+        raise AblationError(str(e)) from None
 
 
 def _link(path: pathlib.Path, target: pathlib.Path) -> None:

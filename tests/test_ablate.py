@@ -95,6 +95,51 @@ def test_cap_choice_depends_on_the_seed_and_rejects_k_below_1(prepared, tmp_path
         ablate.cap_training_photos(src, tmp_path / "zero", 0)
 
 
+def test_repeat_writes_each_chosen_photo_r_times_spread_over_the_epoch_and_the_others_once(prepared, tmp_path):
+    """`eval.learning --camera-repeat 2` (eval.training_mix): every real-camera training record twice, byte for byte,
+    a zoo record once, the held-out shard the same file; the evaluation counts each photo once."""
+    import shutil
+
+    from exif_jax.data.pipeline import list_shards
+    from exif_jax.data.tfrecord import read_records
+    from eval.training_mix import MixError, training_mix
+
+    src = tmp_path / "src"
+    shutil.copytree(prepared[0] / "prepared" / "data", src)
+    split = json.loads((src / "split.json").read_text())
+    before = learning._read_split(src, "train")
+    zoo_cam = learning._camera(before[0])
+    zoo_ids = {r["photo_id"] for r in before if learning._camera(r) == zoo_cam}
+    for it in split["items"]:
+        if it["photo_id"] in zoo_ids:
+            it["kind"] = "zoo"
+    (src / "split.json").write_text(json.dumps(split))
+    dst = tmp_path / "rep"
+    summary = training_mix(src, dst, repeat=2, kinds=("camera",), seed=0)
+    raw_before = collections.Counter(bytes(r) for s in sorted(src.glob("train-*.tfrecord")) for r in read_records(s))
+    raw_after = [bytes(r) for s in list_shards(dst, "train", "tfrecord") for r in read_records(s)]
+    after = learning._read_split(dst, "train")
+    copies = collections.Counter(r["photo_id"] for r in after)
+    assert set(raw_after) == set(raw_before) and all(n == 1 for n in raw_before.values())
+    assert all(copies[r["photo_id"]] == (1 if r["photo_id"] in zoo_ids else 2) for r in before), copies
+    assert len(after) == 2 * len(before) - len(zoo_ids) == summary["train_records"]
+    assert summary["train"] == len(before) and summary["repeat"] == 2 and summary["repeat_kinds"] == ["camera"]
+    info = json.loads((dst / "dataset_info.json").read_text())
+    assert info["counts"]["train"] == info["splits"]["train"]["records"] == len(after)
+    # the copies are spread over the epoch, not appended after it: some second copy comes before some first one
+    seen, first_at, second_at = set(), [], []
+    for i, r in enumerate(after):
+        (second_at if r["photo_id"] in seen else first_at).append(i)
+        seen.add(r["photo_id"])
+    assert min(second_at) < max(first_at), (first_at, second_at)
+    for shard in src.glob("eval-*.tfrecord"):
+        assert (dst / shard.name).resolve() == shard.resolve()
+    ev = learning.Evaluation(tmp_path, dst, crop=64, crops=1, pairs=10, splices=0, transfer=False, log=lambda m: None)
+    assert sorted(r["photo_id"] for r in ev.train_recs) == sorted(r["photo_id"] for r in before)
+    with pytest.raises(MixError, match="repeat 0: must be >= 1"):
+        training_mix(src, tmp_path / "zero", repeat=0)
+
+
 def _fake_result(vdir: pathlib.Path, steps: int, config_arg: str, rng) -> dict:
     """What eval.learning.run returns, with numbers drawn at random (the table must carry them unchanged)."""
     split = json.loads((vdir / "data" / "split.json").read_text())
@@ -135,12 +180,13 @@ def test_grid_runs_every_variant_alike_but_for_its_factor_and_reports_each_numbe
     assert {c["transfer"] for c in calls} == {False}
     assert [by[n]["steps"] for n in ("baseline", "photos_2", "photos_1", "crop_96", "width_24", "steps_half",
                                      "steps_double", "seed_1")] == [40, 40, 40, 40, 40, 20, 80, 40]
-    assert by["seed_1"]["config_arg"] == "filter=none,seed=1"
-    assert by["crop_96"]["config_arg"] == "filter=none,crop=96"
-    assert by["width_24"]["config_arg"] == "filter=none,width=24"
-    assert by["baseline"]["config_arg"] == by["steps_half"]["config_arg"] == "filter=none"
-    assert by["highpass"]["config_arg"] == "filter=highpass"
-    assert by["rgb_highpass_seed_1"]["config_arg"] == "filter=rgb+highpass,seed=1"
+    rgb = "filter=none,text_len=256,views=1,consist=0"  # the RGB tower at the settings the grid was measured with
+    assert by["seed_1"]["config_arg"] == f"{rgb},seed=1"
+    assert by["crop_96"]["config_arg"] == f"{rgb},crop=96"
+    assert by["width_24"]["config_arg"] == f"{rgb},width=24"
+    assert by["baseline"]["config_arg"] == by["steps_half"]["config_arg"] == rgb
+    assert by["highpass"]["config_arg"] == "filter=highpass,text_len=256,views=1,consist=0"
+    assert by["rgb_highpass_seed_1"]["config_arg"] == "filter=rgb+highpass,text_len=256,views=1,consist=0,seed=1"
     assert len({tuple(c["eval"]) for c in calls}) == 1  # every variant is scored on the same held-out photos
     n_train = len(learning._read_split(root / "prepared" / "data", "train"))
     assert by["photos_2"]["train"] == 2 * len(CAMERAS) < n_train and by["photos_1"]["train"] == len(CAMERAS)
@@ -205,20 +251,26 @@ def test_learning_evaluation_without_transfer_builds_no_same_content_splices(tmp
 def test_variant_config_args_reach_the_real_cameras_config():
     from configs import real_cameras
 
-    base = real_cameras.get_config("filter=none")  # the grid's baseline: the RGB tower
+    base = real_cameras.get_config("filter=none,text_len=256,views=1,consist=0")  # the grid's baseline, as measured
 
     def knobs(c):
         return {"seed": c.seed, "image_size": c.data.crop, "width": c.model.resnet.width,
-                "filter": c.model.image_filter}
+                "filter": c.model.image_filter, "text_len": c.data.max_text_len, "views": c.data.views,
+                "consist": c.view_consistency}
 
+    rgb = "filter=none,text_len=256,views=1,consist=0"
+    expected = {rgb: set(), f"{rgb},crop=96": {"image_size"}, f"{rgb},width=24": {"width"},
+                f"{rgb},seed=1": {"seed"}, f"{rgb},crop=96,seed=1": {"image_size", "seed"},
+                "filter=highpass,text_len=256,views=1,consist=0": {"filter"},
+                "filter=rgb+highpass,text_len=256,views=1,consist=0": {"filter"},
+                "filter=rgb+highpass,text_len=256,views=1,consist=0,seed=1": {"filter", "seed"}}
     for v in ablate.VARIANTS:
         c = real_cameras.get_config(v.config_arg or None)
         changed = {k for k, x in knobs(c).items() if x != knobs(base)[k]}
-        expected = {"filter=none": set(), "filter=none,crop=96": {"image_size"}, "filter=none,width=24": {"width"},
-                    "filter=none,seed=1": {"seed"}, "filter=none,crop=96,seed=1": {"image_size", "seed"},
-                    "filter=highpass": {"filter"}, "filter=rgb+highpass": {"filter"},
-                    "filter=rgb+highpass,seed=1": {"filter", "seed"}}[v.config_arg]
-        assert changed == expected, (v.name, changed)
+        assert changed == expected[v.config_arg], (v.name, changed)
+    # the config's own defaults moved on since the grid (so the pins above are not no-ops)
+    assert {k for k, x in knobs(real_cameras.get_config(None)).items() if x != knobs(base)[k]} == \
+        {"filter", "text_len", "views", "consist"}
     assert real_cameras.get_config("crop=96").model.image_size == 96
 
 

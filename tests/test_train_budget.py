@@ -3,6 +3,7 @@ a known rate (the arithmetic is checked against the rate and the budget, not aga
 from __future__ import annotations
 
 import json
+import pathlib
 
 import ml_collections
 
@@ -60,3 +61,28 @@ def test_steps_for_minutes_after_a_warm_start_times_the_last_steps_in_a_throwawa
     calls.clear()
     assert budget.steps_for_minutes(cfg, tmp_path / "run", 0.0, calib_steps=10, use_fraction=0.5,
                                     warm_steps=15)[0] == 20
+
+
+def test_steps_for_minutes_keeps_the_slowest_of_several_timed_intervals(tmp_path, monkeypatch):
+    """`timed_intervals=3` (eval.learning): 3 intervals after the warm start are timed and the slowest counts; one
+    fast interval alone would overrun the budget."""
+    calls = []
+
+    def fake_train(cfg, workdir, stop_after=None):
+        calls.append((stop_after, cfg.log_every))
+        wd = pathlib.Path(workdir)
+        wd.mkdir(parents=True)
+        rows = [{"step": 10, "samples_per_sec": 40.0}, {"step": 20, "samples_per_sec": 40.0},
+                {"step": 30, "samples_per_sec": 160.0}, {"step": 40, "samples_per_sec": 120.0},
+                {"step": 50, "samples_per_sec": 200.0}]
+        (wd / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    monkeypatch.setattr("exif_jax.train.trainer.train", fake_train)
+    cfg = ml_collections.ConfigDict({"batch_size": 16, "total_steps": 1000, "log_every": 1, "checkpoint_every": 1,
+                                     "eval_every": 5})
+    steps, rate = budget.steps_for_minutes(cfg, tmp_path / "run", 2.0, calib_steps=10, use_fraction=0.5,
+                                           warm_steps=15, timed_intervals=3)
+    assert calls == [(50, 10)]  # warm 15 -> 20, + 3 x 10 timed
+    assert rate == 120.0 / 16  # the slowest of the last three intervals, not the last (200) nor the cold ones (40)
+    assert 446 <= steps <= 450  # 2 minutes, half used, at 7.5 steps/s
+    assert not (tmp_path / "run" / "calibration").exists()
