@@ -9,8 +9,8 @@ Why repeat: the simulated zoo and the natural photos share the training crops wi
 render per natural photo the real cameras get 49% of the crops instead of 66%, and naming them falls with it
 (docs/LEARNING.md). Writing each real-camera photo twice gives them back their share, as a dataset mixture weight
 would, while every zoo render and natural photo stays in training. The copies are spread over the epoch (a seeded
-permutation of all records) so that two copies rarely meet in one shuffle window; each copy gets its own random crops
-(the pipeline draws crop offsets per record read).
+permutation of all records), not appended after it, which the pipeline's shuffle window (128 records) would keep
+apart from the first copies; each copy gets its own random crops (the pipeline draws crop offsets per record read).
 """
 from __future__ import annotations
 
