@@ -11,8 +11,8 @@ Used by the quickstart and `eval.learning`, in one of two ways:
   `eval.learning --real`'s 221 photos the first pass decodes every photo, and the in-run rate (10.2 steps/s timed,
   30% data wait) was 2/3 of the steady one (15.2 steps/s median, 10% data wait): that run trained 18 of its 30 minutes.
   One timed interval can also run fast: on a shared 2-core VM two single 50-step intervals timed 9.05 and 9.63
-  steps/s for runs that then went at 6.91 and 8.21 (medians; both timings above the runs' 90th percentiles), which
-  trained 35 and 33 minutes of a 30-minute budget. `timed_intervals=K` times K intervals and keeps the slowest.
+  steps/s for runs that then went at 6.91 and 8.21 (medians; both timings above the runs' 90th percentiles): the
+  first was on course for ~35 minutes of a 30-minute budget (and restarted), the second trained 33. `timed_intervals=K` times K intervals and keeps the slowest.
 """
 from __future__ import annotations
 
