@@ -31,7 +31,8 @@ Expect (`eval.learning --real`: 1 zoo render per natural photo, each real-camera
 on 76 held-out photos of the 41 cameras with photos on both sides, trained / untrained control / chance: camera
 top-1 0.737 / 0.026 / 0.024 (whole photo), 0.569 / 0.027 / 0.024 (one patch); patch-pair same-camera AUC 0.925 /
 0.543; cross-camera splices p-mAP 0.853 / 0.327 (random map 0.179), detection AUC 0.949 / 0.646; same-content zoo
-splices of held-out natural photos p-mAP 0.454 / 0.258 (+0.195), detection AUC 0.832 / 0.379.
+splices of held-out natural photos p-mAP 0.454 / 0.258 (+0.195), detection AUC 0.832 / 0.379. Seed 1
+(`--config-arg seed=1`, 25.2 min): 0.737, 0.564, 0.926, 0.859, 0.932, 0.518 (+0.260), same control.
 With 1 zoo render and no repeat (same steps): top-1 0.645, pair AUC 0.901, p-mAP 0.797; the zoo's renders take the
 real cameras' share of the crops (docs/LEARNING.md, "The zoo's share of the crops").
 
