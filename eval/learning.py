@@ -758,6 +758,18 @@ def _have_simulator() -> bool:
     return True
 
 
+def mixed_data(out: pathlib.Path, cap: int | None, repeat: int, seed: int) -> tuple[pathlib.Path, dict]:
+    """`OUT/data_cap<K>`, `OUT/data_repeat<R>` or `OUT/data_cap<K>_repeat<R>` from `OUT/data` (`eval.training_mix`,
+    real cameras only); -> (folder, its split summary)."""
+    from eval.training_mix import MixError, training_mix
+
+    dst = out / ("data" + (f"_cap{cap}" if cap is not None else "") + (f"_repeat{repeat}" if repeat > 1 else ""))
+    try:
+        return dst, training_mix(out / "data", dst, cap=cap, repeat=repeat, kinds=("camera",), seed=seed)
+    except MixError as e:
+        raise LearningError(str(e)) from None
+
+
 def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, minutes: float = 30.0,
         steps: int | None = None, config_arg: str = "", eval_fraction: float = 0.3, crops: int = 16,
         pairs: int = 4000, splices: int = 40, zoo: int | None = None, control: bool = True, seed: int = 0,
@@ -783,15 +795,7 @@ def run(out, *, photos=REAL_PHOTOS, natural=NATURAL_PHOTOS, real: bool = True, m
     data_dir = out / "data"
     if max_train_per_camera is not None or camera_repeat > 1:
         # the photos-per-camera ablation at full length, and the real cameras' share of training: same held-out photos
-        from eval.training_mix import MixError, training_mix
-
-        data_dir = out / ("data" + (f"_cap{max_train_per_camera}" if max_train_per_camera is not None else "")
-                          + (f"_repeat{camera_repeat}" if camera_repeat > 1 else ""))
-        try:
-            mixed = training_mix(out / "data", data_dir, cap=max_train_per_camera, repeat=camera_repeat,
-                                 kinds=("camera",), seed=seed)
-        except MixError as e:
-            raise LearningError(str(e)) from None
+        data_dir, mixed = mixed_data(out, max_train_per_camera, camera_repeat, seed)
         data = dict(data, train=mixed["train"])
         if max_train_per_camera is not None:
             data.update(dropped=mixed["dropped"], max_train_per_camera=max_train_per_camera)
@@ -869,14 +873,8 @@ def main(argv=None) -> int:
             prepare(out, photos, natural, eval_fraction=args.eval_fraction, seed=args.seed, zoo=zoo)
             repeat = args.camera_repeat if args.camera_repeat is not None else default_camera_repeat(zoo, args.real)
             if repeat > 1:
-                from eval.training_mix import MixError, training_mix
-
-                try:
-                    training_mix(out / "data", out / f"data_repeat{repeat}", repeat=repeat, kinds=("camera",),
-                                 seed=args.seed)
-                except MixError as e:
-                    raise LearningError(str(e)) from None
-                print(f"eval.learning: train on {out / f'data_repeat{repeat}'} (real-camera photos {repeat} times)")
+                print(f"eval.learning: train on {mixed_data(out, None, repeat, args.seed)[0]} (real-camera photos "
+                      f"{repeat} times)")
             return 0
         run(args.out, photos=photos, natural=natural, real=args.real, minutes=args.minutes, steps=args.steps,
             config_arg=args.config_arg, eval_fraction=args.eval_fraction, crops=args.crops, pairs=args.pairs,

@@ -61,9 +61,9 @@ def test_cap_keeps_held_out_photos_and_at_most_k_training_photos_per_camera(prep
         json.loads((src / "dataset_info.json").read_text())["splits"]["eval"]
 
 
-def test_cap_with_kinds_keeps_the_other_kinds_whole(prepared, tmp_path):
-    """`eval.learning --max-train-per-camera` caps only real cameras (`kinds=("camera",)`): the training photos of
-    any other kind in split.json (zoo renders, natural photos) are all kept. Here one camera is relabelled `zoo`."""
+def _with_one_camera_relabelled_zoo(prepared, tmp_path):
+    """A copy of the prepared data whose first training camera is kind `zoo` in split.json; -> (folder, training
+    records, that camera, its photo ids)."""
     import shutil
 
     src = tmp_path / "src"
@@ -76,6 +76,13 @@ def test_cap_with_kinds_keeps_the_other_kinds_whole(prepared, tmp_path):
         if it["photo_id"] in zoo_ids:
             it["kind"] = "zoo"
     (src / "split.json").write_text(json.dumps(split))
+    return src, before, zoo_cam, zoo_ids
+
+
+def test_cap_with_kinds_keeps_the_other_kinds_whole(prepared, tmp_path):
+    """`eval.learning --max-train-per-camera` caps only real cameras (`kinds=("camera",)`): the training photos of
+    any other kind in split.json (zoo renders, natural photos) are all kept. Here one camera is relabelled `zoo`."""
+    src, before, zoo_cam, zoo_ids = _with_one_camera_relabelled_zoo(prepared, tmp_path)
     summary = ablate.cap_training_photos(src, tmp_path / "cap", 1, seed=0, kinds=("camera",))
     n_before, n_after = _cams(before), _cams(learning._read_split(tmp_path / "cap", "train"))
     assert n_after[zoo_cam] == n_before[zoo_cam] > 1
@@ -98,22 +105,11 @@ def test_cap_choice_depends_on_the_seed_and_rejects_k_below_1(prepared, tmp_path
 def test_repeat_writes_each_chosen_photo_r_times_spread_over_the_epoch_and_the_others_once(prepared, tmp_path):
     """`eval.learning --camera-repeat 2` (eval.training_mix): every real-camera training record twice, byte for byte,
     a zoo record once, the held-out shard the same file; the evaluation counts each photo once."""
-    import shutil
-
     from exif_jax.data.pipeline import list_shards
     from exif_jax.data.tfrecord import read_records
     from eval.training_mix import MixError, training_mix
 
-    src = tmp_path / "src"
-    shutil.copytree(prepared[0] / "prepared" / "data", src)
-    split = json.loads((src / "split.json").read_text())
-    before = learning._read_split(src, "train")
-    zoo_cam = learning._camera(before[0])
-    zoo_ids = {r["photo_id"] for r in before if learning._camera(r) == zoo_cam}
-    for it in split["items"]:
-        if it["photo_id"] in zoo_ids:
-            it["kind"] = "zoo"
-    (src / "split.json").write_text(json.dumps(split))
+    src, before, zoo_cam, zoo_ids = _with_one_camera_relabelled_zoo(prepared, tmp_path)
     dst = tmp_path / "rep"
     summary = training_mix(src, dst, repeat=2, kinds=("camera",), seed=0)
     raw_before = collections.Counter(bytes(r) for s in sorted(src.glob("train-*.tfrecord")) for r in read_records(s))
