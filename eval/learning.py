@@ -452,21 +452,27 @@ def pmap_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
 
 def detection_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
     """Where detection fails: the detection ROC AUC (sklearn) of each band of pasted-region size against ALL the
-    authentic images. `records`: dicts with `name` (image file name), `label` (1 spliced) and `score` (the
-    evaluator's per-image rows, `per_image.jsonl`); `manifest`: the splice set's `manifest.jsonl` (its
-    `spliced_fraction`). A band without spliced images, or a set without authentic ones, gives no row."""
+    authentic images, for the original's score (`det_auc`) and, when every record has one, the pair score
+    (`pair_det_auc`). `records`: dicts with `name` (image file name), `label` (1 spliced), `score` and optional
+    `pair_score` (the evaluator's per-image rows, `per_image.jsonl`); `manifest`: the splice set's `manifest.jsonl`
+    (its `spliced_fraction`). A band without spliced images, or a set without authentic ones, gives no row."""
     from sklearn.metrics import roc_auc_score
 
     frac = _fractions(manifest)
-    authentic = [float(r["score"]) for r in records if r.get("label") == 0]
-    spliced = [(frac.get(pathlib.Path(r["name"]).stem), float(r["score"])) for r in records if r.get("label") == 1]
+    keys = [("det_auc", "score")]
+    if records and all(r.get("pair_score") is not None for r in records):
+        keys.append(("pair_det_auc", "pair_score"))
+    authentic = [r for r in records if r.get("label") == 0]
+    spliced = [r for r in records if r.get("label") == 1]
     rows = []
     for i, (lo, hi) in enumerate(bands):
-        scores = [sc for f, sc in spliced if metrics.in_band(f, i, bands)]
-        if scores and authentic:
-            y = [0] * len(authentic) + [1] * len(scores)
-            rows.append({"band": [lo, hi], "spliced": len(scores), "authentic": len(authentic),
-                         "det_auc": float(roc_auc_score(y, authentic + scores))})
+        band = [r for r in spliced if metrics.in_band(frac.get(pathlib.Path(r["name"]).stem), i, bands)]
+        if band and authentic:
+            y = [0] * len(authentic) + [1] * len(band)
+            row = {"band": [lo, hi], "spliced": len(band), "authentic": len(authentic)}
+            for out_key, score in keys:
+                row[out_key] = float(roc_auc_score(y, [float(r[score]) for r in authentic + band]))
+            rows.append(row)
     return rows
 
 
@@ -648,12 +654,17 @@ ROWS = [  # (section, path into a result, what chance is)
     ("cross-camera splices cIoU", ("cross_camera_splices", "model", "ciou"),
      ("cross_camera_splices", "random_map", "ciou")),
     ("cross-camera splices detection AUC", ("cross_camera_splices", "model", "det_auc"), 0.5),
+    ("cross-camera splices detection AUC, pair score", ("cross_camera_splices", "model", "pair_det_auc"), 0.5),
     ("same-content splices (natural) p-mAP", ("same_content_splices", "model", "pmap"),
      ("same_content_splices", "random_map", "pmap")),
     ("same-content splices (natural) detection AUC", ("same_content_splices", "model", "det_auc"), 0.5),
+    ("same-content splices (natural) detection AUC, pair score", ("same_content_splices", "model", "pair_det_auc"),
+     0.5),
     ("same-content splices, edit chains not in the zoo, p-mAP", ("same_content_edits", "model", "pmap"),
      ("same_content_edits", "random_map", "pmap")),
     ("same-content splices, edit chains not in the zoo, det AUC", ("same_content_edits", "model", "det_auc"), 0.5),
+    ("same-content splices, edit chains not in the zoo, det AUC, pair score",
+     ("same_content_edits", "model", "pair_det_auc"), 0.5),
 ]
 
 
@@ -685,15 +696,17 @@ def _f(x, sign: bool = False):
 def _region_table(result: dict, field: str, value: str, caption: str, count, extra=()) -> list[str]:
     """Markdown lines of a by-region breakdown (`field`: `det_auc_by_region` or `pmap_by_region` of each splice set):
     per band, the trained model's `value` beside the untrained control's in the same band. `count`: (header,
-    row -> cell); `extra`: (header, key) columns of the trained rows. No set with rows: no lines."""
+    row -> cell); `extra`: (header, key) columns of the trained rows. No set whose rows have `value`: no lines
+    (results written before the pair score have no `pair_det_auc`)."""
     trained, ctrl = result["trained"], result.get("untrained") or {}
-    sets = [(key, name) for key, name in SPLICE_SETS if (trained.get(key) or {}).get(field)]
+    sets = [(key, name) for key, name in SPLICE_SETS
+            if (trained.get(key) or {}).get(field) and all(value in r for r in trained[key][field])]
     if not sets:
         return []
     head = ["splices", "region", count[0], trained["label"], "untrained", *(h for h, _ in extra)]
     lines = ["", caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, name in sets:
-        ctrl_by_band = {tuple(r["band"]): r[value] for r in (ctrl.get(key) or {}).get(field) or []}
+        ctrl_by_band = {tuple(r["band"]): r.get(value) for r in (ctrl.get(key) or {}).get(field) or []}
         for r in trained[key][field]:
             lo, hi = r["band"]
             cells = [name, f"{lo:.0%}-{hi:.0%}", count[1](r), _f(r[value]), _f(ctrl_by_band.get(tuple(r["band"]))),
@@ -730,6 +743,10 @@ def write_report(out: pathlib.Path, result: dict) -> None:
     lines += _region_table(result, "det_auc_by_region", "det_auc",
                            "Detection AUC by the pasted region's share of the image (each band's splices against all "
                            "the authentic images of the set):",
+                           ("spliced / authentic", lambda r: f"{r['spliced']} / {r['authentic']}"))
+    lines += _region_table(result, "det_auc_by_region", "pair_det_auc",
+                           "The same with the pair score (99th percentile of patch-pair 1 - cos, "
+                           "exif_jax.splice.pair_score):",
                            ("spliced / authentic", lambda r: f"{r['spliced']} / {r['authentic']}"))
     lines += _region_table(result, "pmap_by_region", "pmap",
                            "p-mAP by the pasted region's share of the image (mean over the band's spliced images; the "

@@ -5,7 +5,9 @@ map and the inverted map (the zero-shot map has no sign: which cluster is "splic
 - `pmap`: average precision of the pixel scores (sklearn's step-wise AP; the paper's p-mAP once averaged).
 - `ciou`: class-balanced IoU `(IoU_spliced + IoU_authentic) / 2` at the best single threshold.
 - `mcc`, `f1`: best over thresholds, and `mcc@0.5`, `f1@0.5` on the map min-max scaled to [0, 1].
-Detection, over all images: `det_ap` (average precision) and `det_auc` (ROC AUC) of the image scores.
+Detection, over all images: `det_ap` (average precision) and `det_auc` (ROC AUC) of the image scores (`score`,
+the original's mean of the consistency volume), and `pair_det_ap`, `pair_det_auc` of the pair score
+(`pair_score`, exif_jax.splice.pair_score) when every record has one.
 
 Fixes relative to the original evaluator: localization is averaged over manipulated images only (authentic
 images have no positive pixel, so AP is undefined for them); cIoU uses logical masks (the original applied `~` to
@@ -114,7 +116,8 @@ LOC_KEYS = ("pmap", "ciou", "mcc", "f1", "mcc@0.5", "f1@0.5")
 
 
 def summarize(records: list[dict]) -> dict[str, float]:
-    """Dataset metrics from per-image records (`label`, `score`, and localization keys for manipulated images)."""
+    """Dataset metrics from per-image records (`label`, `score`, optional `pair_score`, and localization keys for
+    manipulated images)."""
     loc = [r for r in records if r.get("label") == 1 and "pmap" in r]
     out: dict[str, float] = {"images": len(records), "manipulated_with_mask": len(loc)}
     for k in LOC_KEYS:
@@ -122,4 +125,7 @@ def summarize(records: list[dict]) -> dict[str, float]:
     labels = [r["label"] for r in records]
     if len(set(labels)) == 2:
         out.update(detection_metrics(labels, [r["score"] for r in records]))
+        if all(r.get("pair_score") is not None for r in records):
+            pair = detection_metrics(labels, [r["pair_score"] for r in records])
+            out.update({f"pair_{k}": v for k, v in pair.items()})
     return out

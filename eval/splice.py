@@ -1,6 +1,7 @@
 """Splice benchmark evaluation: `python -m eval.splice --dataset NAME --data-root DIR --weights W --out DIR`.
 
-Per image: the zero-shot pipeline (`exif_jax.splice.localize`), the detection score, localization metrics against
+Per image: the zero-shot pipeline (`exif_jax.splice.localize`), the detection scores (the original's mean of the
+consistency volume, and beside it the pair score of `exif_jax.splice.pair_score`), localization metrics against
 the ground-truth mask, the same for the untrained control (`ExifModel.untrained(0)`, evaluated identically) and a
 random map, and pictures (`heatmaps/<name>.heatmap.png` overlay, `panels/<name>.panel.png` image | heatmap |
 ground truth). Summary: `results.json`, `results.md` (rows: the model by its label, the untrained control, the
@@ -42,7 +43,7 @@ def _control_record(mask, label, image, grid, control_embed_fn, splice_kwargs) -
     keep = {k: v for k, v in splice_kwargs.items() if k in ("window", "iters", "ms_mode", "ms_dtype", "ms_neighbours")}
     feats = np.asarray(control_embed_fn(extract_patches(image, grid)), np.float32)
     res = localize_embeddings(feats, grid, **keep)
-    rec = {"score": res.score}
+    rec = {"score": res.score, "pair_score": res.pair_score}
     if label == 1 and mask is not None and mask.any():
         rec.update(metrics.localization_metrics(mask, res.heatmap))
     return rec
@@ -99,6 +100,7 @@ def evaluate(samples, embed_fn, out_dir=None, *, heatmaps: bool = True, seed: in
                 log(f"[{k}/{len(samples)}] skipped: {e}")
                 continue
             rec = {"name": s.name, "file": str(s.path), "label": s.label, "score": res.score,
+                   "pair_score": res.pair_score,
                    "width": image.shape[1], "height": image.shape[0], "stride": res.grid.stride,
                    "cells": [res.grid.hc, res.grid.wc]}
             rnd = {"name": s.name, "label": s.label, "score": float(rng.random())}
@@ -167,12 +169,13 @@ def write_index(out_dir, res: dict, provenance: dict, rows_summary: dict) -> pat
         u = r.get("untrained", {})
         row = {"name": r["name"], "input": o.get("input_thumb"), "heat": o.get("heat_thumb"),
                "mask": o.get("mask_thumb"), "label": r["label"], "score": r["score"],
-               "u_score": u.get("score"), "pmap": r.get("pmap"), "u_pmap": u.get("pmap"),
+               "u_score": u.get("score"), "pair_score": r.get("pair_score"), "u_pair_score": u.get("pair_score"), "pmap": r.get("pmap"), "u_pmap": u.get("pmap"),
                "rnd_pmap": r["random_map"].get("pmap"), "ciou": r.get("ciou"), "f1": r.get("f1"),
                "mcc": r.get("mcc")}
         row["margin_pmap"] = (row["pmap"] - row["u_pmap"]) if row["pmap"] is not None and row["u_pmap"] is not None else None
         rows.append(row)
     value_cols = [("label", "label (1 = manipulated)"), ("score", "score"), ("u_score", "untrained score"),
+                  ("pair_score", "pair score"), ("u_pair_score", "untrained pair score"),
                   ("pmap", "p-mAP"), ("u_pmap", "untrained p-mAP"), ("margin_pmap", "p-mAP - untrained"),
                   ("rnd_pmap", "random-map p-mAP"), ("ciou", "cIoU"), ("f1", "F1"), ("mcc", "MCC")]
     return report.write_index(out_dir, title=f"eval.splice: {provenance.get('dataset', '')}", provenance=provenance,
@@ -207,7 +210,8 @@ def synthetic_localization(weights, out_dir, *, n: int = 12, seed: int = 0, phot
 
 
 COLUMNS = [("images", "images"), ("pmap", "p-mAP"), ("ciou", "cIoU"), ("mcc", "MCC"), ("f1", "F1"),
-           ("mcc@0.5", "MCC@0.5"), ("f1@0.5", "F1@0.5"), ("det_ap", "det AP"), ("det_auc", "det AUC")]
+           ("mcc@0.5", "MCC@0.5"), ("f1@0.5", "F1@0.5"), ("det_ap", "det AP"), ("det_auc", "det AUC"),
+           ("pair_det_ap", "det AP, pair score"), ("pair_det_auc", "det AUC, pair score")]
 
 
 def markdown_table(rows: dict[str, dict]) -> str:

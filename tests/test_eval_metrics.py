@@ -70,3 +70,15 @@ def test_summary_averages_manipulated_images_only():
     out = metrics.summarize(recs)
     assert out["pmap"] == 0.75 and out["manipulated_with_mask"] == 2
     assert out["det_auc"] == pytest.approx(roc_auc_score([0, 1, 1], [0.1, 0.9, 0.2]))
+
+
+def test_summary_scores_the_pair_score_beside_the_score_only_when_every_image_has_one():
+    labels, scores, pair = [0, 1, 0, 1, 1], [0.3, 0.2, 0.1, 0.6, 0.25], [0.5, 0.9, 0.2, 0.4, 0.7]
+    recs = [{"label": y, "score": s, "pair_score": p} for y, s, p in zip(labels, scores, pair)]
+    out = metrics.summarize(recs)
+    assert out["det_auc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert out["pair_det_auc"] == pytest.approx(roc_auc_score(labels, pair))
+    assert out["pair_det_ap"] == pytest.approx(average_precision_score(labels, pair))
+    recs[0].pop("pair_score")
+    assert "pair_det_auc" not in metrics.summarize(recs) and "det_auc" in metrics.summarize(recs)
+

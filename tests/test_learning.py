@@ -296,6 +296,12 @@ def test_detection_by_region_scores_each_band_against_all_authentic_images(tmp_p
     assert [(r["band"], r["spliced"], r["authentic"]) for r in rows] == [
         ([0.0, 0.1], 2, 2), ([0.1, 0.2], 1, 2), ([0.2, 1.0], 2, 2)]
     assert [r["det_auc"] for r in rows] == pytest.approx([1 / 4, 1.0, 3 / 4])
+    assert all("pair_det_auc" not in r for r in rows)  # no record has a pair score
+    pair = {"a0": 0.5, "a1": 0.1, "s0": 0.6, "s1": 0.05, "s2": 0.3, "s3": 0.7, "s4": 0.2, "s5": 0.0, "u": 0.0}
+    with_pair = [dict(r, pair_score=pair[r["name"][:-4]]) for r in records]
+    rows = learning.detection_by_region(with_pair, manifest)
+    assert [r["det_auc"] for r in rows] == pytest.approx([1 / 4, 1.0, 3 / 4])  # unchanged
+    assert [r["pair_det_auc"] for r in rows] == pytest.approx([2 / 4, 1 / 2, 3 / 4])
     assert learning.detection_by_region([r for r in records if r["label"] != 0], manifest) == []
     only_small = [r for r in records if r["name"] in ("a0.png", "s0.png")]
     assert [r["band"] for r in learning.detection_by_region(only_small, manifest)] == [[0.0, 0.1]]
@@ -357,3 +363,17 @@ def test_report_gives_each_region_band_beside_the_untrained_control(tmp_path):
     assert "| same-content zoo | 10%-20% | 3 / 2 | 0.500 | 0.375 |" in md
     assert "| same-content zoo | 20%-100% | 3 / 2 | 0.875 | 0.625 |" in md
     assert "cross-camera" not in md.split("Detection AUC by")[1].split("Camera identification")[0]
+    assert "with the pair score" not in md  # rows without pair_det_auc (results from before it): no pair table
+
+
+def test_report_gives_the_pair_score_by_region_beside_the_untrained_control(tmp_path):
+    def bands(aucs, pair):
+        return {"det_auc_by_region": [{"band": list(b), "spliced": 3, "authentic": 2, "det_auc": a,
+                                       "pair_det_auc": p} for b, a, p in zip(learning.REGION_BANDS, aucs, pair)]}
+
+    md = _report(tmp_path, "same_content_splices", bands([0.125, 0.5, 0.875], [0.75, 0.625, 1.0]),
+                 bands([0.25, 0.375, 0.625], [0.5, 0.25, 0.125]))
+    pair_table = md.split("with the pair score")[1]
+    assert "| same-content zoo | 0%-10% | 3 / 2 | 0.750 | 0.500 |" in pair_table
+    assert "| same-content zoo | 20%-100% | 3 / 2 | 1.000 | 0.125 |" in pair_table
+    assert "| same-content zoo | 0%-10% | 3 / 2 | 0.125 | 0.250 |" in md.split("with the pair score")[0]

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import pdist
 from PIL import Image
 
 import exif_jax
@@ -69,6 +70,8 @@ def test_cli_writes_outputs_and_skips_bad_images(tmp_path, fake_model, capsys):
         np.testing.assert_allclose(emb, colour_stats(patches), rtol=1e-6)
         vol = ref_volume(emb.astype(np.float64), g.hi, g.wi, g.patch, g.stride)
         assert line["score"] == pytest.approx(vol.mean(), abs=1e-6)
+        assert line["pair_score"] == pytest.approx(np.quantile(pdist(emb.astype(np.float64), "cosine"), 0.99),
+                                                   abs=1e-6)
         cells = np.load(out / f"{f.stem}.heatmap_cells.npy")
         assert cells.shape == (g.hc, g.wc) and np.isfinite(cells).all()
         heat = Image.open(out / f"{f.stem}.heatmap.png")

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from scipy.spatial.distance import pdist
 
 import exif_jax
 from eval import splice as esplice, synthetic
@@ -141,7 +142,7 @@ def test_reports_render_in_chromium(tmp_path, fake):
                         + SMALL) == 0
     res = json.loads((ev / "results.json").read_text())
     assert res["model_label"] == "fake step 7" and res["control_label"] == "untrained (seed 0)"
-    for key in ("pmap", "det_auc"):
+    for key in ("pmap", "det_auc", "pair_det_auc"):
         assert res["margin"][key] == pytest.approx(res["model"][key] - res["untrained"][key])
     md = (ev / "results.md").read_text()
     assert "| fake step 7 |" in md and "| untrained (seed 0) |" in md and "| random map |" in md
@@ -151,6 +152,10 @@ def test_reports_render_in_chromium(tmp_path, fake):
     g = patch_grid(img.shape[0], img.shape[1], 32, 8)
     assert rec["untrained"]["score"] == pytest.approx(
         detection_score(consistency_volume(control_stats(extract_patches(img, g)), g)), abs=1e-6)
+    control_feats = np.asarray(control_stats(extract_patches(img, g)), np.float64)
+    assert rec["untrained"]["pair_score"] == pytest.approx(np.quantile(pdist(control_feats, "cosine"), 0.99),
+                                                           abs=1e-6)
+    assert "| det AP, pair score | det AUC, pair score |" in md
 
     # exif-jax splice on two photos, with ncuts
     files = []
@@ -187,6 +192,8 @@ def test_rerun_replaces_lines_and_records_provenance(tmp_path, fake):
     assert rec["mean_shift"] == {"mode": "sequential", "neighbours": "initial", "dtype": "auto"}
     assert rec["control_score"] == pytest.approx(
         detection_score(consistency_volume(control_stats(extract_patches(img, g)), g)), abs=1e-6)
+    control_feats = np.asarray(control_stats(extract_patches(img, g)), np.float64)
+    assert rec["control_pair_score"] == pytest.approx(np.quantile(pdist(control_feats, "cosine"), 0.99), abs=1e-6)
     nc = np.load(out / "a.ncuts_cells.npy")
     assert nc.shape == (g.hc, g.wc) and set(np.unique(nc)) <= {0.0, 1.0}
     for key in ("heatmap", "panel", "cells", "input_thumb", "heat_thumb", "ncuts"):

@@ -1,7 +1,8 @@
 """Per-image zero-shot splice localization and detection.
 
-`localize(image, embed_fn)` = patch grid -> embeddings -> consistency volume -> detection score, mean-shift map
-(and optionally the normalized-cuts map), resized to the image with OpenCV `INTER_LINEAR`. `embed_fn` maps
+`localize(image, embed_fn)` = patch grid -> embeddings -> consistency volume -> detection score (and beside it the
+pair score, `pair_score`), mean-shift map (and optionally the normalized-cuts map), resized to the image with OpenCV
+`INTER_LINEAR`. `embed_fn` maps
 `uint8 [N, P, P, 3]` patches to `[N, D]` embeddings: `embed.model_embed_fn(exif_jax.load(W))` or any function.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from exif_jax.splice import grid as grid_lib
 from exif_jax.splice.meanshift import ITERS, WINDOW, mean_shift
+from exif_jax.splice.pair_score import pair_score
 from exif_jax.splice.voting import consistency_volume, detection_score
 
 
@@ -26,6 +28,7 @@ class SpliceResult:
     ncuts: np.ndarray | None = None  # (H, W) two-cluster map, if asked for
     ncuts_cells: np.ndarray | None = None  # (Hc, Wc) two-cluster labels {0, 1}, if asked for
     timings: dict = dataclasses.field(default_factory=dict)
+    pair_score: float | None = None  # 99th percentile of patch-pair 1 - cos (exif_jax.splice.pair_score)
 
 
 def resize_bilinear(cells: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -42,6 +45,7 @@ def localize_embeddings(features: np.ndarray, grid: grid_lib.PatchGrid, *, windo
     t0 = time.perf_counter()
     volume = consistency_volume(features, grid)
     score = detection_score(volume)
+    pair = pair_score(features)
     t1 = time.perf_counter()
     cells = mean_shift(volume, grid.hc, grid.wc, window=window, iters=iters, mode=ms_mode, dtype=ms_dtype,
                        neighbours=ms_neighbours)
@@ -56,7 +60,7 @@ def localize_embeddings(features: np.ndarray, grid: grid_lib.PatchGrid, *, windo
         nc = resize_bilinear(nc_cells, grid.height, grid.width)
         timings["ncuts_s"] = time.perf_counter() - t2
     return SpliceResult(score=score, cells=cells, heatmap=heat, grid=grid, embeddings=np.asarray(features),
-                        ncuts=nc, ncuts_cells=nc_cells, timings=timings)
+                        ncuts=nc, ncuts_cells=nc_cells, timings=timings, pair_score=pair)
 
 
 def localize(image: np.ndarray, embed_fn, *, patch: int = grid_lib.PATCH, num_per_dim: int = grid_lib.NUM_PER_DIM,
