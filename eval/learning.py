@@ -292,6 +292,21 @@ def calibration_warm_steps(cfg, data_dir: pathlib.Path) -> int:
     return max(min(epoch, CALIBRATION_MAX_WARM_STEPS), 1)
 
 
+def saved_step(train_dir: pathlib.Path) -> int | None:
+    """The latest checkpoint step in a trainer workdir (`checkpoints/<step>` folders), None without one."""
+    steps = [int(p.name) for p in (pathlib.Path(train_dir) / "checkpoints").glob("*") if p.name.isdigit()]
+    return max(steps) if steps else None
+
+
+def train_sentence(t: dict) -> str:
+    """How results.md tells the training: its length, or that an earlier run had already trained it (a rescore)."""
+    head = f"`configs/real_cameras.py` {t['steps']} steps"
+    if t.get("resumed_from") is not None and t["resumed_from"] >= t["steps"]:
+        return f"{head}, trained earlier (found in `train/`; this run only scored it)"
+    resumed = f", resumed at step {t['resumed_from']}" if t.get("resumed_from") else ""
+    return f"{head} in {t['seconds'] / 60:.1f} min{resumed}"
+
+
 def train(train_dir: pathlib.Path, data_dir: pathlib.Path, *, minutes: float, steps: int | None = None,
           config_arg: str = "", trainer_eval: bool = True, log=print) -> dict:
     """`configs/real_cameras.py` for about `minutes` (or `steps`); resumes an interrupted run with its length.
@@ -315,12 +330,14 @@ def train(train_dir: pathlib.Path, data_dir: pathlib.Path, *, minutes: float, st
     train_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps({"steps": int(steps)}))
     cfg = make_config(data_dir, steps, config_arg, trainer_eval)
-    _say(log, f"train: configs/real_cameras.py, {steps} steps of batch {cfg.batch_size} -> {train_dir}")
+    resumed_from = saved_step(train_dir)
+    _say(log, f"train: configs/real_cameras.py, {steps} steps of batch {cfg.batch_size} -> {train_dir}"
+              + (f" (resuming at step {resumed_from})" if resumed_from else ""))
     run_train(cfg, str(train_dir))
     rows = _metrics_rows(train_dir)
     evals = [r for r in rows if "eval_top1" in r]
     losses = [r for r in rows if "loss" in r]
-    return {"steps": int(steps), "seconds": time.time() - t0, "config_arg": config_arg,
+    return {"steps": int(steps), "seconds": time.time() - t0, "config_arg": config_arg, "resumed_from": resumed_from,
             "first_loss": losses[0]["loss"] if losses else None, "last_loss": losses[-1]["loss"] if losses else None,
             "trainer_eval": evals[-1] if evals else {}}
 
@@ -722,7 +739,7 @@ def write_report(out: pathlib.Path, result: dict) -> None:
     lines = [f"# Learning benchmark ({'real cameras' if result['real'] else 'all shared photos'})", "",
              f"Data: {d['photos']} photos of {d['cameras']} cameras, split by photo per camera: {d['train']} train, "
              f"{d['eval']} held out ({d['eval_seen_camera']} of cameras seen in training, {d['eval_natural']} "
-             f"natural). Training: `configs/real_cameras.py` {t['steps']} steps in {t['seconds'] / 60:.1f} min, "
+             f"natural). Training: {train_sentence(t)}, "
              f"loss {_f(t['first_loss'])} -> {_f(t['last_loss'])}; load average {result['load_before']} before, "
              f"{result['load_after']} after.", "",
              f"| metric | {result['trained']['label']} | {ctrl['label'] if ctrl else 'untrained'} | margin | "

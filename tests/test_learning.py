@@ -341,6 +341,23 @@ def _report(tmp_path, key: str, trained: dict, untrained: dict) -> str:
     return (tmp_path / "results.md").read_text()
 
 
+def test_report_says_when_the_model_was_trained_by_an_earlier_run(tmp_path):
+    # a rerun into a finished --out only scores the model: its "0.0 min" must not read as the training time
+    ckpt = tmp_path / "train" / "checkpoints"
+    assert learning.saved_step(tmp_path / "train") is None
+    for name in ("13258", "15153", "15152", "tmp-orbax"):
+        (ckpt / name).mkdir(parents=True)
+    assert learning.saved_step(tmp_path / "train") == 15153
+    t = {"steps": 15153, "seconds": 1.5, "resumed_from": 15153}
+    assert learning.train_sentence(t) == ("`configs/real_cameras.py` 15153 steps, trained earlier (found in `train/`; "
+                                         "this run only scored it)")
+    assert learning.train_sentence(dict(t, resumed_from=13258, seconds=120.0)) == (
+        "`configs/real_cameras.py` 15153 steps in 2.0 min, resumed at step 13258")
+    assert learning.train_sentence(dict(t, resumed_from=None, seconds=1800.0)) == (
+        "`configs/real_cameras.py` 15153 steps in 30.0 min")
+    assert learning.train_sentence({"steps": 10, "seconds": 60.0}) == "`configs/real_cameras.py` 10 steps in 1.0 min"
+
+
 def test_report_gives_pmap_by_region_beside_the_control_and_the_random_map(tmp_path):
     def bands(pmaps):
         return {"pmap_by_region": [{"band": list(b), "spliced": 3, "pmap": p, "random_pmap": r}
