@@ -169,7 +169,8 @@ def write_index(out_dir, res: dict, provenance: dict, rows_summary: dict) -> pat
         u = r.get("untrained", {})
         row = {"name": r["name"], "input": o.get("input_thumb"), "heat": o.get("heat_thumb"),
                "mask": o.get("mask_thumb"), "label": r["label"], "score": r["score"],
-               "u_score": u.get("score"), "pair_score": r.get("pair_score"), "u_pair_score": u.get("pair_score"), "pmap": r.get("pmap"), "u_pmap": u.get("pmap"),
+               "u_score": u.get("score"), "pair_score": r.get("pair_score"), "u_pair_score": u.get("pair_score"),
+               "pmap": r.get("pmap"), "u_pmap": u.get("pmap"),
                "rnd_pmap": r["random_map"].get("pmap"), "ciou": r.get("ciou"), "f1": r.get("f1"),
                "mcc": r.get("mcc")}
         row["margin_pmap"] = (row["pmap"] - row["u_pmap"]) if row["pmap"] is not None and row["u_pmap"] is not None else None

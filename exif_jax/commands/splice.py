@@ -5,8 +5,8 @@ Writes per image `<stem>.heatmap.png` (overlay), `<stem>.panel.png` (image | hea
 `--save-embeddings`, `<stem>.ncuts.png` + `<stem>.ncuts_cells.npy` with `--ncuts`, a line per image in
 `DIR/scores.jsonl` (score: higher = more likely spliced; pair_score: the 99th percentile of patch-pair 1 - cos,
 more sensitive to small regions, exif_jax.splice.pair_score; the untrained control's two scores beside them;
-weights, step, patch, grid and mean-shift mode) and `DIR/index.html` (open it in a browser). A rerun into the same folder replaces
-an image's line and files, never duplicates them. Folders given as IMAGE are searched for images (not recursive).
+weights, step, patch, grid and mean-shift mode) and `DIR/index.html` (open it in a browser). A rerun into the same
+folder replaces an image's line and files, never duplicates them. Folders given as IMAGE are searched for images (not recursive).
 A bad or too-small image is reported in one line and skipped (exit status 1); Ctrl-C stops after the current
 encoder batch and keeps every finished image (exit 130).
 """
