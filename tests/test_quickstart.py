@@ -123,6 +123,14 @@ def test_splice_sets_heatmaps_and_report(run):
     for heading in ("## 1. Data", "## 2. Training", "## 3. Camera identification", "## 4. Splice localization"):
         assert heading in report
     assert "untrained (seed 0)" in report and "random map" in report and "p-mAP" in report
+    def cell(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    for name in ("cross_camera", "same_content", "edits"):  # the pair score's row, beside the control's
+        e = summary["splices"][name]
+        row = (f"| {name} | {e['images']} | det. AUC, pair score | {cell(e[summary['model']].get('pair_det_auc'))} | "
+               f"{cell(e[summary['control']].get('pair_det_auc'))} |")
+        assert row in report, row
     paths = [p for p in re.findall(r"`(/[^`\s]+)`", report)]
     assert paths and all(pathlib.Path(p).exists() for p in paths), [p for p in paths if not pathlib.Path(p).exists()]
 

@@ -393,11 +393,13 @@ def write_report(workdir: pathlib.Path, r: dict) -> pathlib.Path:
     lines += ["", "## 4. Splice localization of held-out photos", "",
               f"Localized with `eval.splice.evaluate` (patch {t['config'].data.crop} px, mean shift over the patch "
               "grid); p-mAP is the per-image average precision of the heatmap against the mask, detection AUC "
-              "separates spliced from authentic images by the score.", "",
+              "separates spliced from authentic images by the score (the original's mean of the consistency "
+              "volume) and by the pair score (99th percentile of patch-pair 1 - cos, which small pasted regions "
+              "move more).", "",
               "| set | images | metric | " + trained + " | " + (f"{control} | margin | " if control else "")
               + "random map |", "|---|---|---|---|" + ("---|---|" if control else "") + "---|"]
     for name, e in sp.items():
-        for key, title in (("pmap", "p-mAP"), ("det_auc", "det. AUC")):
+        for key, title in (("pmap", "p-mAP"), ("det_auc", "det. AUC"), ("pair_det_auc", "det. AUC, pair score")):
             v, rnd = e[trained].get(key), e["random map"].get(key)
             row = f"| {name} | {e['images']} | {title} | {_fmt(v)} | "
             if control:
