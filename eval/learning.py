@@ -292,12 +292,6 @@ def calibration_warm_steps(cfg, data_dir: pathlib.Path) -> int:
     return max(min(epoch, CALIBRATION_MAX_WARM_STEPS), 1)
 
 
-def saved_step(train_dir: pathlib.Path) -> int | None:
-    """The latest checkpoint step in a trainer workdir (`checkpoints/<step>` folders), None without one."""
-    steps = [int(p.name) for p in (pathlib.Path(train_dir) / "checkpoints").glob("*") if p.name.isdigit()]
-    return max(steps) if steps else None
-
-
 def train_sentence(t: dict) -> str:
     """How results.md tells the training: its length, or that an earlier run had already trained it (a rescore)."""
     head = f"`configs/real_cameras.py` {t['steps']} steps"
@@ -312,6 +306,7 @@ def train(train_dir: pathlib.Path, data_dir: pathlib.Path, *, minutes: float, st
     """`configs/real_cameras.py` for about `minutes` (or `steps`); resumes an interrupted run with its length.
     `trainer_eval=False`: no held-out eval inside the trainer (tests)."""
     from exif_jax.train.trainer import train as run_train
+    from exif_jax.train.workdir import checkpoint_steps
 
     saved = train_dir / "learning_steps.json"
     if steps is None and saved.is_file():
@@ -330,7 +325,7 @@ def train(train_dir: pathlib.Path, data_dir: pathlib.Path, *, minutes: float, st
     train_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps({"steps": int(steps)}))
     cfg = make_config(data_dir, steps, config_arg, trainer_eval)
-    resumed_from = saved_step(train_dir)
+    resumed_from = (checkpoint_steps(train_dir) or [None])[-1]
     _say(log, f"train: configs/real_cameras.py, {steps} steps of batch {cfg.batch_size} -> {train_dir}"
               + (f" (resuming at step {resumed_from})" if resumed_from else ""))
     run_train(cfg, str(train_dir))
@@ -476,9 +471,7 @@ def detection_by_region(records, manifest, bands=REGION_BANDS) -> list[dict]:
     from sklearn.metrics import roc_auc_score
 
     frac = _fractions(manifest)
-    keys = [("det_auc", "score")]
-    if records and all(r.get("pair_score") is not None for r in records):
-        keys.append(("pair_det_auc", "pair_score"))
+    keys = [(f"{prefix}det_auc", score) for score, prefix in metrics.detection_scores(records)]
     authentic = [r for r in records if r.get("label") == 0]
     spliced = [r for r in records if r.get("label") == 1]
     rows = []
@@ -555,8 +548,7 @@ class Evaluation:
         self.out, self.crop, self.seed, self.log, self.num_per_dim = out, crop, seed, log, num_per_dim
         train_recs, eval_recs = _read_split(data_dir, "train"), _read_split(data_dir, "eval")
         # a repeated photo (eval.training_mix) is one training photo: its copies are the same record
-        seen_ids = set()
-        train_recs = [r for r in train_recs if not (r["photo_id"] in seen_ids or seen_ids.add(r["photo_id"]))]
+        train_recs = list({r["photo_id"]: r for r in train_recs}.values())
         train_cams = {_camera(r) for r in train_recs}
         split = json.loads((data_dir / "split.json").read_text()) if (data_dir / "split.json").is_file() else {}
         kind = photo_kinds(split)

@@ -115,6 +115,13 @@ def detection_metrics(labels, scores) -> dict[str, float]:
 LOC_KEYS = ("pmap", "ciou", "mcc", "f1", "mcc@0.5", "f1@0.5")
 
 
+def detection_scores(records: list[dict]) -> list[tuple[str, str]]:
+    """(record key, metric prefix) of the image scores to rank: `score` always, `pair_score` when every record has
+    one (results written before the pair score have none)."""
+    pair = bool(records) and all(r.get("pair_score") is not None for r in records)
+    return [("score", "")] + ([("pair_score", "pair_")] if pair else [])
+
+
 def summarize(records: list[dict]) -> dict[str, float]:
     """Dataset metrics from per-image records (`label`, `score`, optional `pair_score`, and localization keys for
     manipulated images)."""
@@ -124,8 +131,6 @@ def summarize(records: list[dict]) -> dict[str, float]:
         out[k] = float(np.mean([r[k] for r in loc])) if loc else float("nan")
     labels = [r["label"] for r in records]
     if len(set(labels)) == 2:
-        out.update(detection_metrics(labels, [r["score"] for r in records]))
-        if all(r.get("pair_score") is not None for r in records):
-            pair = detection_metrics(labels, [r["pair_score"] for r in records])
-            out.update({f"pair_{k}": v for k, v in pair.items()})
+        for score, prefix in detection_scores(records):
+            out.update({prefix + k: v for k, v in detection_metrics(labels, [r[score] for r in records]).items()})
     return out

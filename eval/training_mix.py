@@ -42,8 +42,9 @@ def training_mix(src: pathlib.Path, dst: pathlib.Path, *, cap: int | None = None
         raise MixError(f"{src}: no split.json (not an eval.learning data folder)")
     summary = json.loads((src / "split.json").read_text())
     kind = learning.photo_kinds(summary)
+    shards = sorted(src.glob("train-*-of-*.tfrecord"))
     raw, cams, ids = [], [], []
-    for shard in sorted(src.glob("train-*-of-*.tfrecord")):
+    for shard in shards:
         for i, rec in enumerate(read_records(shard)):
             if isinstance(rec, CorruptRecord):
                 continue
@@ -69,7 +70,7 @@ def training_mix(src: pathlib.Path, dst: pathlib.Path, *, cap: int | None = None
             f.unlink()
     tmp.mkdir(parents=True, exist_ok=True)
     kept = [raw[i] for i in order]
-    n = max(1, min(len(list(src.glob("train-*-of-*.tfrecord"))), len(kept)))
+    n = max(1, min(len(shards), len(kept)))
     names = [f"train-{i:05d}-of-{n:05d}.tfrecord" for i in range(n)]
     for i, name in enumerate(names):
         with TFRecordWriter(tmp / name) as w:

@@ -343,11 +343,13 @@ def _report(tmp_path, key: str, trained: dict, untrained: dict) -> str:
 
 def test_report_says_when_the_model_was_trained_by_an_earlier_run(tmp_path):
     # a rerun into a finished --out only scores the model: its "0.0 min" must not read as the training time
+    from exif_jax.train.workdir import checkpoint_steps  # what train() reads resumed_from with
+
     ckpt = tmp_path / "train" / "checkpoints"
-    assert learning.saved_step(tmp_path / "train") is None
+    assert checkpoint_steps(tmp_path / "train") == []
     for name in ("13258", "15153", "15152", "tmp-orbax"):
         (ckpt / name).mkdir(parents=True)
-    assert learning.saved_step(tmp_path / "train") == 15153
+    assert checkpoint_steps(tmp_path / "train")[-1] == 15153
     t = {"steps": 15153, "seconds": 1.5, "resumed_from": 15153}
     assert learning.train_sentence(t) == ("`configs/real_cameras.py` 15153 steps, trained earlier (found in `train/`; "
                                          "this run only scored it)")

@@ -173,9 +173,9 @@ def _last_metrics(train_dir: pathlib.Path) -> list[dict]:
 
 
 def _checkpoint_step(train_dir: pathlib.Path) -> int:
-    ckpt = train_dir / "checkpoints"
-    steps = [int(p.name) for p in ckpt.iterdir() if p.name.isdigit()] if ckpt.is_dir() else []
-    return max(steps, default=0)
+    from exif_jax.train.workdir import checkpoint_steps
+
+    return max(checkpoint_steps(train_dir), default=0)
 
 
 def train(train_dir: pathlib.Path, data_dir: pathlib.Path, *, minutes: float, steps: int | None, log=print) -> dict:

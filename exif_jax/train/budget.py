@@ -12,7 +12,8 @@ Used by the quickstart and `eval.learning`, in one of two ways:
   30% data wait) was 2/3 of the steady one (15.2 steps/s median, 10% data wait): that run trained 18 of its 30 minutes.
   One timed interval can also run fast: on a shared 2-core VM two single 50-step intervals timed 9.05 and 9.63
   steps/s for runs that then went at 6.91 and 8.21 (medians; both timings above the runs' 90th percentiles): the
-  first was on course for ~35 minutes of a 30-minute budget (and restarted), the second trained 33. `timed_intervals=K` times K intervals and keeps the slowest.
+  first was on course for ~35 minutes of a 30-minute budget (and restarted), the second trained 33.
+  `timed_intervals=K` times K intervals and keeps the slowest.
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def steps_for_minutes(cfg, workdir, minutes: float, *, calib_steps: int, use_fra
     from exif_jax.train.trainer import train as run_train
 
     t0 = time.time()
+    # timed intervals: several after a warm start; without one, the second half of the run's own first steps
+    intervals = max(int(timed_intervals), 1) if warm_steps > 0 else 1
     workdir = pathlib.Path(workdir)
     cfg.eval_every = 0
     if warm_steps <= 0:  # the run's own first steps: they count towards its length
@@ -55,13 +58,13 @@ def steps_for_minutes(cfg, workdir, minutes: float, *, calib_steps: int, use_fra
         cfg.checkpoint_every = calib_steps  # the run resumes from here
     else:  # a throwaway run: nothing of it is kept
         run_dir, done = workdir / CALIBRATION_DIR, 0
-        n = (math.ceil(warm_steps / calib_steps) + max(int(timed_intervals), 1)) * calib_steps
+        n = (math.ceil(warm_steps / calib_steps) + intervals) * calib_steps
         cfg.log_every = calib_steps  # the last logged intervals are the timed ones
         cfg.checkpoint_every = 10 * n  # nothing saved
         shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted calibration's leftovers: never resumed from
     try:
         run_train(cfg, str(run_dir), stop_after=n)
-        rate = _last_rate(run_dir, int(cfg.batch_size), max(int(timed_intervals), 1) if warm_steps > 0 else 1)
+        rate = _last_rate(run_dir, int(cfg.batch_size), intervals)
     finally:
         if run_dir != workdir:
             shutil.rmtree(run_dir, ignore_errors=True)
